@@ -1,0 +1,44 @@
+# Everyday verbs. Each target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt backend/requirements.txt bot/requirements.txt | cksum | cut -d' ' -f1)
+
+.PHONY: install run test lint format migrate revision clean
+
+install: $(STAMP)
+
+$(STAMP): requirements-dev.txt backend/requirements.txt bot/requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+## Run the product locally (database found or embedded, migrations applied).
+run: install
+	$(BIN)/python scripts/dev.py run
+
+## Run every test (real PostgreSQL: found or embedded).
+test: install
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy backend bot scripts
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## Apply migrations to the development database.
+migrate: install
+	$(BIN)/python scripts/dev.py migrate
+
+## Create a migration from the model changes: make revision m="add foo"
+revision: install
+	@test -n "$(m)" || (echo 'usage: make revision m="what changed"' >&2; exit 2)
+	$(BIN)/python scripts/dev.py revision "$(m)"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,91 @@
+"""What routes receive: settings, a database session, services, and the auth check."""
+
+import hmac
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.config import Settings
+from backend.services.catalog import Catalog
+from backend.services.clock import Clock
+from backend.services.credit_service import CreditService
+from backend.services.subscription_service import SubscriptionService
+from backend.services.user_service import UserService
+from backend.utils.exceptions import DomainError
+
+
+class Unauthorized(DomainError):
+    code = "unauthorized"
+    status_code = 401
+    default_message = "A valid internal API token is required."
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_catalog(request: Request) -> Catalog:
+    catalog: Catalog = request.app.state.catalog
+    return catalog
+
+
+def get_clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    factory: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with factory() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def require_internal_token(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """Every /api/v1 route needs `Authorization: Bearer <INTERNAL_API_TOKEN>` (constant-time)."""
+    expected = settings.internal_api_token.get_secret_value().encode()
+    given = credentials.credentials.encode() if credentials else b""
+    if (
+        credentials is None
+        or credentials.scheme.lower() != "bearer"
+        or not hmac.compare_digest(given, expected)
+    ):
+        raise Unauthorized
+
+
+def get_user_service(
+    session: SessionDep, settings: SettingsDep, catalog: CatalogDep, clock: ClockDep
+) -> UserService:
+    return UserService(session, settings, catalog, clock)
+
+
+def get_credit_service(session: SessionDep, clock: ClockDep) -> CreditService:
+    return CreditService(session, clock)
+
+
+def get_subscription_service(
+    session: SessionDep, settings: SettingsDep, clock: ClockDep
+) -> SubscriptionService:
+    return SubscriptionService(session, settings, clock)
+
+
+UserServiceDep = Annotated[UserService, Depends(get_user_service)]
+CreditServiceDep = Annotated[CreditService, Depends(get_credit_service)]
+SubscriptionServiceDep = Annotated[SubscriptionService, Depends(get_subscription_service)]

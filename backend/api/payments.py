@@ -1,0 +1,1 @@
+"""Invoices, pre-checkout and payments."""

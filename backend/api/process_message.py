@@ -1,0 +1,1 @@
+"""POST /api/v1/messages: a question answered by the chosen model."""

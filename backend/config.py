@@ -1,0 +1,104 @@
+"""Backend settings, read from the environment (and `.env` when present)."""
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Values that mean "nobody set this": refused outside development.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "change-me", "changeme", "change_me", "secret", "token", "please-change-me", "xxx"}
+)
+MIN_PRODUCTION_SECRET_LENGTH = 24
+
+
+class AppEnv(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    CONSOLE = "console"
+
+
+def parse_id_list(value: object) -> object:
+    """Accept `ADMIN_IDS` as "1,2, 3", a JSON list, or a single number."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+    if isinstance(value, int):
+        return [value]
+    return value
+
+
+class DatabaseSettings(BaseSettings):
+    """Just the database: all that migrations need."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/pomogator"
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value.startswith("postgresql+asyncpg://"):
+            raise ValueError("DATABASE_URL must start with postgresql+asyncpg://")
+        return value
+
+
+class Settings(DatabaseSettings):
+    """Everything the backend reads from its environment."""
+
+    app_env: AppEnv = AppEnv.PRODUCTION
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=20, ge=0, le=500)
+    db_pool_timeout_s: float = Field(default=10.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=15_000, ge=0)
+    internal_api_token: SecretStr = SecretStr("")
+    free_messages_limit: int = Field(default=10, ge=0, le=1_000_000)
+    vip_period_days: int = Field(default=30, ge=1, le=3660)
+    vip_price_stars: int = Field(default=250, ge=1, le=100_000)
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    model_catalog_path: Path | None = None
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.JSON
+    backend_host: str = "0.0.0.0"  # noqa: S104 - the container's port is published only to nginx
+    backend_port: int = Field(default=8000, ge=1, le=65535)
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_admin_ids(cls, value: object) -> object:
+        return parse_id_list(value)
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return level
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> "Settings":
+        token = self.internal_api_token.get_secret_value()
+        if self.app_env is AppEnv.PRODUCTION and (
+            token.strip().lower() in PLACEHOLDER_SECRETS
+            or len(token) < MIN_PRODUCTION_SECRET_LENGTH
+        ):
+            raise ValueError(
+                "INTERNAL_API_TOKEN is empty or a placeholder; set a random value of at least "
+                f"{MIN_PRODUCTION_SECRET_LENGTH} characters (e.g. `openssl rand -hex 32`)"
+            )
+        if self.app_env is AppEnv.DEVELOPMENT and not token:
+            raise ValueError("INTERNAL_API_TOKEN must be set (any value will do in development)")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env is AppEnv.PRODUCTION

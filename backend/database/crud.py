@@ -1,0 +1,192 @@
+"""Data access: single statements the services compose. Helpers flush, never commit."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Boolean, func, literal_column, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.models.database import CreditHistory, MessageLog, Subscription, Trial, User
+from backend.models.enums import CreditKind, MessageStatus, SubscriptionStatus
+
+# Subscriptions in these states still give VIP until `expires_at`.
+VIP_STATES = (SubscriptionStatus.ACTIVE.value, SubscriptionStatus.CANCELED.value)
+
+
+@dataclass(frozen=True, slots=True)
+class NewUserFields:
+    telegram_id: int
+    username: str | None
+    first_name: str | None
+    last_name: str | None
+    language_code: str | None
+    language: str
+    provider: str
+    model: str
+
+
+async def get_user(session: AsyncSession, telegram_id: int) -> User | None:
+    return await session.scalar(select(User).where(User.telegram_id == telegram_id))
+
+
+async def upsert_user(session: AsyncSession, fields: NewUserFields) -> tuple[User, bool]:
+    """Insert the user or refresh their Telegram profile; True when the row is new.
+
+    One statement, so two first contacts racing still create one user. The chosen language
+    and model are kept on refresh: they are the user's choice, not Telegram's.
+    """
+    stmt = insert(User).values(
+        telegram_id=fields.telegram_id,
+        username=fields.username,
+        first_name=fields.first_name,
+        last_name=fields.last_name,
+        language_code=fields.language_code,
+        language=fields.language,
+        provider=fields.provider,
+        model=fields.model,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[User.telegram_id],
+        set_={
+            "username": stmt.excluded.username,
+            "first_name": stmt.excluded.first_name,
+            "last_name": stmt.excluded.last_name,
+            "language_code": stmt.excluded.language_code,
+            "updated_at": func.now(),
+            "last_seen_at": func.now(),
+        },
+    )
+    # xmax is 0 only on a freshly inserted row version.
+    inserted = literal_column("(xmax = 0)", type_=Boolean).label("inserted")
+    result = await session.execute(
+        stmt.returning(User, inserted).execution_options(populate_existing=True)
+    )
+    user, was_inserted = result.one()
+    return user, bool(was_inserted)
+
+
+async def get_trial(session: AsyncSession, user_id: int) -> Trial | None:
+    return await session.get(Trial, user_id)
+
+
+async def take_free_message(session: AsyncSession, user_id: int) -> int | None:
+    """Take one free message if any is left; the balance after, or None when none was left."""
+    result = await session.execute(
+        update(Trial)
+        .where(Trial.user_id == user_id, Trial.messages_left > 0)
+        .values(messages_left=Trial.messages_left - 1, updated_at=func.now())
+        .returning(Trial.messages_left)
+    )
+    return result.scalar_one_or_none()
+
+
+async def give_free_messages(session: AsyncSession, user_id: int, count: int) -> int:
+    """Add `count` free messages (negative removes, never below zero); the balance after."""
+    result = await session.execute(
+        update(Trial)
+        .where(Trial.user_id == user_id)
+        .values(messages_left=func.greatest(Trial.messages_left + count, 0), updated_at=func.now())
+        .returning(Trial.messages_left)
+    )
+    return result.scalar_one()
+
+
+async def add_ledger_entry(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    kind: CreditKind,
+    delta: int,
+    balance_after: int,
+    message_id: int | None = None,
+    reason: str | None = None,
+) -> CreditHistory:
+    entry = CreditHistory(
+        user_id=user_id,
+        kind=kind.value,
+        delta=delta,
+        balance_after=balance_after,
+        message_id=message_id,
+        reason=reason,
+    )
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+async def ledger_entries(session: AsyncSession, user_id: int, limit: int) -> list[CreditHistory]:
+    """The newest `limit` ledger entries, newest first."""
+    rows = await session.scalars(
+        select(CreditHistory)
+        .where(CreditHistory.user_id == user_id)
+        .order_by(CreditHistory.id.desc())
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def vip_expires_at(session: AsyncSession, user_id: int, now: datetime) -> datetime | None:
+    """When the user's VIP ends, if they are VIP at `now`."""
+    return await session.scalar(
+        select(Subscription.expires_at).where(
+            Subscription.user_id == user_id,
+            Subscription.status.in_(VIP_STATES),
+            Subscription.expires_at > now,
+        )
+    )
+
+
+async def extend_subscription(
+    session: AsyncSession, user_id: int, period: timedelta, now: datetime
+) -> datetime:
+    """Extend VIP by `period` from max(now, current expiry) in one statement; the new expiry."""
+    stmt = insert(Subscription).values(
+        user_id=user_id, status=SubscriptionStatus.ACTIVE.value, expires_at=now + period
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Subscription.user_id],
+        set_={
+            "expires_at": func.greatest(Subscription.expires_at, now) + period,
+            "status": SubscriptionStatus.ACTIVE.value,
+            "updated_at": func.now(),
+        },
+    )
+    result = await session.execute(stmt.returning(Subscription.expires_at))
+    return result.scalar_one()
+
+
+async def open_message(
+    session: AsyncSession, *, user_id: int, provider: str, model: str, charged: bool
+) -> MessageLog:
+    message = MessageLog(
+        user_id=user_id,
+        provider=provider,
+        model=model,
+        status=MessageStatus.PENDING.value,
+        charged=charged,
+    )
+    session.add(message)
+    await session.flush()
+    return message
+
+
+async def settle_message(
+    session: AsyncSession,
+    message_id: int,
+    status: MessageStatus,
+    *,
+    error_code: str | None = None,
+) -> MessageLog | None:
+    """Move a pending message to its final status; None if it was not pending."""
+    result = await session.execute(
+        update(MessageLog)
+        .where(MessageLog.id == message_id, MessageLog.status == MessageStatus.PENDING.value)
+        .values(status=status.value, error_code=error_code, completed_at=func.now())
+        .returning(MessageLog)
+    )
+    return result.scalar_one_or_none()
+
+
+async def get_message(session: AsyncSession, message_id: int) -> MessageLog | None:
+    return await session.get(MessageLog, message_id)

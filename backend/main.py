@@ -1,0 +1,187 @@
+"""The FastAPI application: routes, error rendering, request logging, lifespan."""
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backend.api import credits, trial, users
+from backend.api.dependencies import require_internal_token
+from backend.config import Settings
+from backend.database.session import create_engine, create_sessionmaker
+from backend.models.schemas import HealthOut
+from backend.services.catalog import Catalog, load_catalog
+from backend.services.clock import Clock, utcnow
+from backend.utils.exceptions import DomainError
+from backend.utils.logger import get_logger
+
+log = get_logger("backend.http")
+
+HTTP_CODES = {
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(
+    status_code: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The one error shape of the API: `{"error": {"code", "message", "details"?}}`."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return JSONResponse({"error": error}, status_code=status_code, headers=headers)
+
+
+def bind_state(
+    app: FastAPI, settings: Settings, engine: AsyncEngine, catalog: Catalog, clock: Clock = utcnow
+) -> None:
+    """Hand the app what its dependencies give out."""
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.catalog = catalog
+    app.state.clock = clock
+
+
+def create_app(
+    settings: Settings, catalog: Catalog | None = None, clock: Clock = utcnow
+) -> FastAPI:
+    """Build the app; the engine is created in the lifespan, never at import."""
+    catalog = catalog or load_catalog(settings.model_catalog_path)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        bind_state(app, settings, engine, catalog, clock)
+        log.info("backend_started", env=settings.app_env.value, models=len(catalog.models))
+        try:
+            yield
+        finally:
+            await engine.dispose()
+            log.info("backend_stopped")
+
+    app = FastAPI(title="Pomogator backend", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(RequestLogMiddleware)
+    install_error_handlers(app)
+
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_internal_token)])
+    api.include_router(users.router)
+    api.include_router(credits.router)
+    api.include_router(trial.router)
+    app.include_router(api)
+
+    @app.get("/health", tags=["health"], responses={503: {"model": HealthOut}})
+    async def health(request: Request) -> JSONResponse:
+        """200 when the database answers, 503 otherwise."""
+        engine: AsyncEngine = request.app.state.engine
+        try:
+            async with asyncio.timeout(3):
+                async with engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+        except (OSError, DBAPIError, PoolTimeout, TimeoutError):
+            body = HealthOut(status="unavailable", database="unavailable")
+            return JSONResponse(body.model_dump(), status_code=503)
+        return JSONResponse(HealthOut(status="ok", database="ok").model_dump())
+
+    return app
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return error_response(exc.status_code, exc.code, exc.message, exc.details or None, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {
+                "loc": list(err.get("loc", ())),
+                "msg": str(err.get("msg", "")),
+                "type": str(err.get("type", "")),
+            }
+            for err in exc.errors()
+        ]
+        return error_response(422, "validation_error", "The request is not valid.", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(OSError)
+    async def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database_unavailable", error=type(exc).__name__)
+        return error_response(
+            503,
+            "database_unavailable",
+            "The database is unavailable; try again shortly.",
+            headers={"Retry-After": "2"},
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error", error=type(exc).__name__)
+        return error_response(500, "internal_error", "Something went wrong on our side.")
+
+
+class RequestLogMiddleware:
+    """One log line per request, with a request id that follows it (X-Request-ID)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
+        request_id = incoming if incoming.isprintable() and incoming else uuid.uuid4().hex
+        started = time.perf_counter()
+        status_code = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                route = scope.get("route")
+                log.info(
+                    "http_request",
+                    method=scope.get("method"),
+                    path=getattr(route, "path", scope.get("path")),
+                    status=status_code,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                )

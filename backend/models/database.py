@@ -1,0 +1,217 @@
+"""The PostgreSQL schema as typed SQLAlchemy models. Every change here comes with a migration."""
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from backend.models.enums import (
+    CreditKind,
+    Language,
+    MessageStatus,
+    PaymentRail,
+    SubscriptionStatus,
+    TransactionStatus,
+    sql_in,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _created_at() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("telegram_id > 0", name="telegram_id_positive"),
+        CheckConstraint(f"language IN ({sql_in(Language)})", name="language_known"),
+        Index("ix_users_username_lower", func.lower(text("username"))),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    telegram_id: Mapped[int] = mapped_column(BigInteger, unique=True, nullable=False)
+    username: Mapped[str | None] = mapped_column(String(64))
+    first_name: Mapped[str | None] = mapped_column(String(256))
+    last_name: Mapped[str | None] = mapped_column(String(256))
+    language_code: Mapped[str | None] = mapped_column(String(35))
+    language: Mapped[str] = mapped_column(String(8), nullable=False)
+    provider: Mapped[str] = mapped_column(String(32), nullable=False)
+    model: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _created_at()
+    last_seen_at: Mapped[datetime] = _created_at()
+
+
+class Trial(Base):
+    """The free-message allowance of one user; `messages_left` never goes below zero."""
+
+    __tablename__ = "trials"
+    __table_args__ = (
+        CheckConstraint("messages_left >= 0", name="messages_left_non_negative"),
+        CheckConstraint("messages_limit >= 0", name="messages_limit_non_negative"),
+    )
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    messages_limit: Mapped[int] = mapped_column(Integer, nullable=False)
+    messages_left: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _created_at()
+
+
+class MessageLog(Base):
+    """One question and its answer: opened when the credit is reserved, settled once."""
+
+    __tablename__ = "messages_log"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({sql_in(MessageStatus)})", name="status_known"),
+        CheckConstraint("input_tokens IS NULL OR input_tokens >= 0", name="input_tokens_ok"),
+        CheckConstraint("output_tokens IS NULL OR output_tokens >= 0", name="output_tokens_ok"),
+        CheckConstraint("cost_usd IS NULL OR cost_usd >= 0", name="cost_non_negative"),
+        CheckConstraint(
+            "(status = 'pending') = (completed_at IS NULL)", name="settled_has_completed_at"
+        ),
+        Index("ix_messages_log_user_id_created_at", "user_id", "created_at"),
+        Index(
+            "ix_messages_log_pending_created_at",
+            "created_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    provider: Mapped[str] = mapped_column(String(32), nullable=False)
+    model: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    charged: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    request_text: Mapped[str | None] = mapped_column(Text)
+    response_text: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created_at()
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Subscription(Base):
+    """A user's VIP state: one row per user, extended in place by each payment."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({sql_in(SubscriptionStatus)})", name="status_known"),
+        Index("ix_subscriptions_expires_at", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), unique=True, nullable=False
+    )
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    auto_renew: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
+    telegram_charge_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _created_at()
+
+
+class Transaction(Base):
+    """One charge (or the invoice awaiting it). A charge id can be recorded only once."""
+
+    __tablename__ = "transactions"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({sql_in(TransactionStatus)})", name="status_known"),
+        CheckConstraint(f"rail IN ({sql_in(PaymentRail)})", name="rail_known"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_iso"),
+        CheckConstraint(
+            "status <> 'paid' OR telegram_payment_charge_id IS NOT NULL",
+            name="paid_has_charge_id",
+        ),
+        Index("ix_transactions_user_id_created_at", "user_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    rail: Mapped[str] = mapped_column(String(32), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    amount: Mapped[int] = mapped_column(Integer, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    invoice_payload: Mapped[str | None] = mapped_column(String(128), unique=True)
+    telegram_payment_charge_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    provider_payment_charge_id: Mapped[str | None] = mapped_column(String(255))
+    is_recurring: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
+    is_first_recurring: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default=false()
+    )
+    subscription_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    period_days: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created_at()
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    refunded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CreditHistory(Base):
+    """The append-only ledger: every change of a free allowance, with the balance after it."""
+
+    __tablename__ = "credits_history"
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({sql_in(CreditKind)})", name="kind_known"),
+        CheckConstraint("delta <> 0", name="delta_non_zero"),
+        CheckConstraint("balance_after >= 0", name="balance_non_negative"),
+        CheckConstraint(
+            "(kind = 'use' AND delta < 0 AND message_id IS NOT NULL)"
+            " OR (kind = 'refund' AND delta > 0 AND message_id IS NOT NULL)"
+            " OR (kind = 'grant' AND delta > 0)"
+            " OR kind = 'admin'",
+            name="kind_shape",
+        ),
+        # A message is charged at most once and refunded at most once.
+        UniqueConstraint("message_id", "kind", name="uq_credits_history_message_id_kind"),
+        Index("ix_credits_history_user_id_id", "user_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    delta: Mapped[int] = mapped_column(Integer, nullable=False)
+    balance_after: Mapped[int] = mapped_column(Integer, nullable=False)
+    message_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("messages_log.id"))
+    reason: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = _created_at()

@@ -1,0 +1,46 @@
+"""Closed sets of values stored in the database and spoken over the API."""
+
+from enum import StrEnum
+
+
+class Language(StrEnum):
+    RU = "ru"
+    EN = "en"
+
+
+class CreditKind(StrEnum):
+    GRANT = "grant"  # the free allowance given on first contact
+    USE = "use"  # one message reserved for an answer
+    REFUND = "refund"  # a reserved message given back because the answer failed
+    ADMIN = "admin"  # an operator's correction, either sign
+
+
+class MessageStatus(StrEnum):
+    PENDING = "pending"  # credit reserved, answer in progress
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+class SubscriptionStatus(StrEnum):
+    ACTIVE = "active"
+    CANCELED = "canceled"  # auto-renewal off; VIP lasts until expires_at
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+
+
+class TransactionStatus(StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    REFUNDED = "refunded"
+    FAILED = "failed"
+
+
+class PaymentRail(StrEnum):
+    TELEGRAM_STARS = "telegram_stars"
+    TELEGRAM_PROVIDER = "telegram_provider"
+    EXTERNAL = "external"
+
+
+def sql_in(enum: type[StrEnum]) -> str:
+    """`'a', 'b'` — the values of an enum for a CHECK constraint."""
+    return ", ".join(f"'{member.value}'" for member in enum)

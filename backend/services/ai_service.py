@@ -1,0 +1,1 @@
+"""Answers from the AI providers behind one interface."""

@@ -1,0 +1,77 @@
+"""The model catalog: which providers and models the menu offers, read from a TOML file."""
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_CATALOG_PATH = Path(__file__).resolve().parent.parent / "catalog.toml"
+KEY_PATTERN = r"^[a-z0-9][a-z0-9-]{0,30}$"
+
+
+class CatalogError(ValueError):
+    """The catalog file is missing or does not describe a usable menu."""
+
+
+class ProviderEntry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    label: str = Field(min_length=1, max_length=40)
+    api_style: str = Field(min_length=1)
+
+
+class ModelEntry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str = Field(pattern=KEY_PATTERN)
+    provider: str = Field(pattern=KEY_PATTERN)
+    label: str = Field(min_length=1, max_length=40)
+    api_model: str = Field(min_length=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Catalog(BaseModel):
+    """Providers and their models; every model's provider exists, keys are unique."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default_model: str
+    providers: dict[str, ProviderEntry]
+    models: list[ModelEntry] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Catalog":
+        keys = [m.key for m in self.models]
+        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate model keys: {', '.join(duplicates)}")
+        for model in self.models:
+            if model.provider not in self.providers:
+                raise ValueError(f"model {model.key!r} names unknown provider {model.provider!r}")
+        empty = sorted(set(self.providers) - {m.provider for m in self.models})
+        if empty:
+            raise ValueError(f"providers without models: {', '.join(empty)}")
+        if self.default_model not in keys:
+            raise ValueError(f"default_model {self.default_model!r} is not a model key")
+        return self
+
+    def get(self, key: str) -> ModelEntry | None:
+        """The model with this key, if the catalog has it."""
+        return next((m for m in self.models if m.key == key), None)
+
+    @property
+    def default(self) -> ModelEntry:
+        entry = self.get(self.default_model)
+        assert entry is not None  # guaranteed by validation
+        return entry
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
+    """Read and validate the catalog; any problem is one `CatalogError` naming the file."""
+    source = path or DEFAULT_CATALOG_PATH
+    try:
+        raw = tomllib.loads(source.read_text(encoding="utf-8"))
+        return Catalog.model_validate(raw)
+    except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise CatalogError(f"model catalog {source}: {exc}") from exc

@@ -1,0 +1,162 @@
+"""The free-message quota: reserve before an answer, then commit on success or refund."""
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.database import crud
+from backend.models.enums import CreditKind, MessageStatus
+from backend.models.schemas import CreditsOut, LedgerEntry, TrialOut
+from backend.services.clock import Clock, utcnow
+from backend.services.user_service import quota_state, require_user
+from backend.utils.exceptions import QuotaExhausted, ReservationClosed, ReservationNotFound
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A message that may be answered; `charged` is False for VIP users."""
+
+    message_id: int
+    user_id: int
+    provider: str
+    model: str
+    charged: bool
+    free_messages_left: int
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    message_id: int
+    status: MessageStatus
+    refunded: bool
+    free_messages_left: int
+
+
+class CreditService:
+    """Use cases on the ledger. Each one is a single short transaction."""
+
+    def __init__(self, session: AsyncSession, clock: Clock = utcnow) -> None:
+        self._session = session
+        self._clock = clock
+
+    async def reserve(self, telegram_id: int) -> Reservation:
+        """Open a message for the user's chosen model, taking one free message unless VIP.
+
+        The free message is taken by one conditional UPDATE, so however many requests race,
+        no more succeed than messages were left; the rest get `QuotaExhausted`.
+        """
+        user = await require_user(self._session, telegram_id)
+        quota = await quota_state(self._session, user, self._clock())
+        charged = not quota.is_vip
+        left = quota.messages_left
+        if charged:
+            taken = await crud.take_free_message(self._session, user.id)
+            if taken is None:
+                await self._session.rollback()
+                raise QuotaExhausted(
+                    messages_limit=quota.messages_limit, vip_available=True, free_messages_left=0
+                )
+            left = taken
+        message = await crud.open_message(
+            self._session,
+            user_id=user.id,
+            provider=user.provider,
+            model=user.model,
+            charged=charged,
+        )
+        if charged:
+            await crud.add_ledger_entry(
+                self._session,
+                user_id=user.id,
+                kind=CreditKind.USE,
+                delta=-1,
+                balance_after=left,
+                message_id=message.id,
+            )
+        await self._session.commit()
+        return Reservation(
+            message_id=message.id,
+            user_id=user.id,
+            provider=user.provider,
+            model=user.model,
+            charged=charged,
+            free_messages_left=left,
+        )
+
+    async def commit(self, message_id: int) -> Settlement:
+        """The answer was delivered: the reserved message stays spent."""
+        message = await crud.settle_message(self._session, message_id, MessageStatus.SUCCESS)
+        if message is None:
+            await self._raise_unsettleable(message_id)
+        assert message is not None
+        trial = await crud.get_trial(self._session, message.user_id)
+        await self._session.commit()
+        return Settlement(
+            message_id=message_id,
+            status=MessageStatus.SUCCESS,
+            refunded=False,
+            free_messages_left=trial.messages_left if trial else 0,
+        )
+
+    async def refund(self, message_id: int, error_code: str) -> Settlement:
+        """The answer failed: give the reserved message back, exactly once."""
+        message = await crud.settle_message(
+            self._session, message_id, MessageStatus.FAILED, error_code=error_code
+        )
+        if message is None:
+            await self._raise_unsettleable(message_id)
+        assert message is not None
+        if message.charged:
+            left = await crud.give_free_messages(self._session, message.user_id, 1)
+            await crud.add_ledger_entry(
+                self._session,
+                user_id=message.user_id,
+                kind=CreditKind.REFUND,
+                delta=1,
+                balance_after=left,
+                message_id=message_id,
+                reason=error_code,
+            )
+        else:
+            trial = await crud.get_trial(self._session, message.user_id)
+            left = trial.messages_left if trial else 0
+        await self._session.commit()
+        return Settlement(
+            message_id=message_id,
+            status=MessageStatus.FAILED,
+            refunded=message.charged,
+            free_messages_left=left,
+        )
+
+    async def _raise_unsettleable(self, message_id: int) -> None:
+        await self._session.rollback()
+        if await crud.get_message(self._session, message_id) is None:
+            raise ReservationNotFound(message_id=message_id)
+        raise ReservationClosed(message_id=message_id)
+
+    async def credits(self, telegram_id: int, limit: int = 20) -> CreditsOut:
+        """The balance and the newest ledger entries."""
+        user = await require_user(self._session, telegram_id)
+        quota = await quota_state(self._session, user, self._clock())
+        entries = await crud.ledger_entries(self._session, user.id, limit)
+        return CreditsOut(
+            telegram_id=user.telegram_id,
+            is_vip=quota.is_vip,
+            vip_expires_at=quota.vip_expires_at,
+            free_messages_left=quota.messages_left,
+            free_messages_limit=quota.messages_limit,
+            entries=[LedgerEntry.model_validate(entry) for entry in entries],
+        )
+
+    async def trial(self, telegram_id: int) -> TrialOut:
+        """The free allowance: limit, left, used."""
+        user = await require_user(self._session, telegram_id)
+        quota = await quota_state(self._session, user, self._clock())
+        return TrialOut(
+            telegram_id=user.telegram_id,
+            messages_limit=quota.messages_limit,
+            messages_left=quota.messages_left,
+            messages_used=max(quota.messages_limit - quota.messages_left, 0),
+            exhausted=quota.messages_left == 0,
+            is_vip=quota.is_vip,
+        )

@@ -1,0 +1,1 @@
+"""Payments and invoices (Telegram Stars and provider rails)."""

@@ -1,0 +1,90 @@
+"""Bot settings, read from the environment (and `.env` when present)."""
+
+import json
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# The bot ships in its own image, so it does not import the backend's settings.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "change-me", "changeme", "change_me", "secret", "token", "please-change-me", "xxx"}
+)
+MIN_PRODUCTION_SECRET_LENGTH = 24
+
+
+class AppEnv(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+def parse_id_list(value: object) -> object:
+    """Accept `ADMIN_IDS` as "1,2, 3", a JSON list, or a single number."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+    if isinstance(value, int):
+        return [value]
+    return value
+
+
+class BotMode(StrEnum):
+    WEBHOOK = "webhook"
+    POLLING = "polling"
+
+
+class BotSettings(BaseSettings):
+    """Everything the bot reads from its environment."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    app_env: AppEnv = AppEnv.PRODUCTION
+    bot_token: SecretStr = SecretStr("")
+    bot_mode: BotMode = BotMode.WEBHOOK
+    bot_host: str = "0.0.0.0"  # noqa: S104 - the container's port is published only to nginx
+    bot_port: int = Field(default=8080, ge=1, le=65535)
+    webhook_base_url: str = ""
+    webhook_path: str = "/telegram/webhook"
+    webhook_secret: SecretStr = SecretStr("")
+    telegram_api_base: str | None = None
+    backend_url: str = "http://backend:8000"
+    internal_api_token: SecretStr = SecretStr("")
+    redis_url: str | None = None
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    log_level: str = "INFO"
+    log_format: str = "json"
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_admin_ids(cls, value: object) -> object:
+        return parse_id_list(value)
+
+    @field_validator("webhook_path")
+    @classmethod
+    def _path_starts_with_slash(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("WEBHOOK_PATH must start with '/'")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> "BotSettings":
+        if self.app_env is not AppEnv.PRODUCTION:
+            return self
+        token = self.internal_api_token.get_secret_value()
+        if (
+            token.strip().lower() in PLACEHOLDER_SECRETS
+            or len(token) < MIN_PRODUCTION_SECRET_LENGTH
+        ):
+            raise ValueError("INTERNAL_API_TOKEN is empty or a placeholder")
+        if ":" not in self.bot_token.get_secret_value():
+            raise ValueError("BOT_TOKEN is not a Telegram bot token (get one from @BotFather)")
+        if self.bot_mode is BotMode.WEBHOOK:
+            secret = self.webhook_secret.get_secret_value()
+            if secret.strip().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError("WEBHOOK_SECRET is empty or a placeholder")
+            if not self.webhook_base_url.startswith("https://"):
+                raise ValueError("WEBHOOK_BASE_URL must be an https:// address Telegram can reach")
+        return self

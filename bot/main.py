@@ -1,0 +1,1 @@
+"""The bot process: dispatcher, webhook server or long polling."""

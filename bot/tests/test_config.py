@@ -1,0 +1,45 @@
+"""Bot settings refuse what would fail later at Telegram or the backend."""
+
+import pytest
+from pydantic import ValidationError
+
+from bot.config import BotMode, BotSettings
+
+GOOD = {
+    "app_env": "production",
+    "bot_token": "123456:ABCDEF",
+    "internal_api_token": "b" * 40,
+    "webhook_secret": "w" * 32,
+    "webhook_base_url": "https://bot.example.com",
+}
+
+
+def make(**values: object) -> BotSettings:
+    return BotSettings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
+
+
+def test_documented_defaults():
+    settings = make(**GOOD)
+    assert (settings.bot_host, settings.bot_port) == ("0.0.0.0", 8080)
+    assert settings.webhook_path == "/telegram/webhook"
+    assert settings.bot_mode is BotMode.WEBHOOK
+
+
+@pytest.mark.parametrize(
+    ("override", "complaint"),
+    [
+        ({"internal_api_token": "change-me"}, "INTERNAL_API_TOKEN"),
+        ({"bot_token": ""}, "BOT_TOKEN"),
+        ({"webhook_secret": ""}, "WEBHOOK_SECRET"),
+        ({"webhook_base_url": "http://bot.example.com"}, "WEBHOOK_BASE_URL"),
+        ({"webhook_path": "telegram"}, "WEBHOOK_PATH"),
+    ],
+)
+def test_production_refuses_unusable_values(override, complaint):
+    with pytest.raises(ValidationError, match=complaint):
+        make(**{**GOOD, **override})
+
+
+def test_polling_needs_no_public_address():
+    settings = make(**{**GOOD, "bot_mode": "polling", "webhook_base_url": "", "webhook_secret": ""})
+    assert settings.bot_mode is BotMode.POLLING

@@ -1,0 +1,44 @@
+"""Fixtures every test suite shares: a real PostgreSQL server and scratch databases on it."""
+
+import asyncio
+import os
+import secrets
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from backend.database.migrate import upgrade
+from scripts.local_db import Server, create_database, drop_database, find_server
+
+ScratchDatabase = Callable[[], str]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Server]:
+    """TEST_DATABASE_URL / DATABASE_URL, else PostgreSQL on 5432, else an embedded one."""
+    with find_server(("TEST_DATABASE_URL", "DATABASE_URL")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def scratch_database(pg_server: Server) -> Iterator[ScratchDatabase]:
+    """A factory of empty databases on the test server, all dropped at the end of the run."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"pomogator_test_{os.getpid()}_{secrets.token_hex(4)}"
+        asyncio.run(create_database(pg_server, name))
+        created.append(name)
+        return pg_server.database_url(name)
+
+    yield make
+    for name in created:
+        asyncio.run(drop_database(pg_server, name))
+
+
+@pytest.fixture(scope="session")
+def database_url(scratch_database: ScratchDatabase) -> str:
+    """One database for the run, migrated to head once."""
+    url = scratch_database()
+    upgrade(url, configure_logging=False)
+    return url
