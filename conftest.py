@@ -11,13 +11,21 @@ from backend.database.migrate import upgrade
 from scripts.local_db import Server, create_database, drop_database, find_server
 
 ScratchDatabase = Callable[[], str]
+_used: list[str] = []
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[Server]:
     """TEST_DATABASE_URL / DATABASE_URL, else PostgreSQL on 5432, else an embedded one."""
     with find_server(("TEST_DATABASE_URL", "DATABASE_URL")) as server:
+        _used.append(server.origin)
         yield server
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say which PostgreSQL the run used: env, local (127.0.0.1:5432) or embedded."""
+    if _used:
+        terminalreporter.write_line(f"PostgreSQL used: {_used[0]}")
 
 
 @pytest.fixture(scope="session")

@@ -177,11 +177,10 @@ class RequestLogMiddleware:
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
-                route = scope.get("route")
                 log.info(
                     "http_request",
                     method=scope.get("method"),
-                    path=getattr(route, "path", scope.get("path")),
+                    path=scope.get("path"),
                     status=status_code,
                     duration_ms=round((time.perf_counter() - started) * 1000, 1),
                 )

@@ -26,17 +26,17 @@ class Unauthorized(DomainError):
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_catalog(request: Request) -> Catalog:
+async def get_catalog(request: Request) -> Catalog:
     catalog: Catalog = request.app.state.catalog
     return catalog
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
 
@@ -55,7 +55,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def require_internal_token(
+async def require_internal_token(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
@@ -70,17 +70,17 @@ def require_internal_token(
         raise Unauthorized
 
 
-def get_user_service(
+async def get_user_service(
     session: SessionDep, settings: SettingsDep, catalog: CatalogDep, clock: ClockDep
 ) -> UserService:
     return UserService(session, settings, catalog, clock)
 
 
-def get_credit_service(session: SessionDep, clock: ClockDep) -> CreditService:
+async def get_credit_service(session: SessionDep, clock: ClockDep) -> CreditService:
     return CreditService(session, clock)
 
 
-def get_subscription_service(
+async def get_subscription_service(
     session: SessionDep, settings: SettingsDep, clock: ClockDep
 ) -> SubscriptionService:
     return SubscriptionService(session, settings, clock)
