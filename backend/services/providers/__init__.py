@@ -1,0 +1,1 @@
+"""One adapter per provider API style, all yielding the same stream of events."""
