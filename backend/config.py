@@ -15,6 +15,13 @@ PLACEHOLDER_SECRETS = frozenset(
 MIN_PRODUCTION_SECRET_LENGTH = 24
 
 
+DEFAULT_SYSTEM_PROMPT = (
+    "You are Pomogator, a helpful assistant people talk to in Telegram. Answer in the language "
+    "of the user's message. Be accurate and concise; use Markdown (bold, lists, code blocks) "
+    "only where it helps, and no tables wider than a phone screen."
+)
+
+
 class AppEnv(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
@@ -66,6 +73,16 @@ class Settings(DatabaseSettings):
     vip_price_stars: int = Field(default=250, ge=1, le=100_000)
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     model_catalog_path: Path | None = None
+    openai_api_key: SecretStr = SecretStr("")
+    openai_base_url: str = "https://api.openai.com/v1"
+    perplexity_api_key: SecretStr = SecretStr("")
+    perplexity_base_url: str = "https://api.perplexity.ai/v1"
+    deepseek_api_key: SecretStr = SecretStr("")
+    deepseek_base_url: str = "https://api.deepseek.com"
+    provider_max_retries: int = Field(default=1, ge=0, le=5)
+    provider_connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    max_message_chars: int = Field(default=4096, ge=1, le=100_000)
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.JSON
     backend_host: str = "0.0.0.0"  # noqa: S104 - the container's port is published only to nginx
@@ -102,3 +119,15 @@ class Settings(DatabaseSettings):
     @property
     def is_production(self) -> bool:
         return self.app_env is AppEnv.PRODUCTION
+
+    def provider_credentials(self, name: str) -> tuple[str, str]:
+        """(base_url, api_key) of a provider credential set named in the catalog."""
+        sets = {
+            "openai": (self.openai_base_url, self.openai_api_key),
+            "perplexity": (self.perplexity_base_url, self.perplexity_api_key),
+            "deepseek": (self.deepseek_base_url, self.deepseek_api_key),
+        }
+        if name not in sets:
+            raise KeyError(name)
+        base_url, key = sets[name]
+        return base_url, key.get_secret_value()

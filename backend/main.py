@@ -18,13 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.api import credits, trial, users
+from backend.api import conversations, credits, models, process_message, trial, users
 from backend.api.dependencies import require_internal_token
 from backend.config import Settings
 from backend.database.session import create_engine, create_sessionmaker
 from backend.models.schemas import HealthOut
 from backend.services.catalog import Catalog, load_catalog
 from backend.services.clock import Clock, utcnow
+from backend.services.providers.registry import ProviderRegistry
 from backend.utils.exceptions import DomainError
 from backend.utils.logger import get_logger
 
@@ -54,7 +55,12 @@ def error_response(
 
 
 def bind_state(
-    app: FastAPI, settings: Settings, engine: AsyncEngine, catalog: Catalog, clock: Clock = utcnow
+    app: FastAPI,
+    settings: Settings,
+    engine: AsyncEngine,
+    catalog: Catalog,
+    clock: Clock = utcnow,
+    providers: ProviderRegistry | None = None,
 ) -> None:
     """Hand the app what its dependencies give out."""
     app.state.settings = settings
@@ -62,6 +68,7 @@ def bind_state(
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.catalog = catalog
     app.state.clock = clock
+    app.state.providers = providers or ProviderRegistry({})
 
 
 def create_app(
@@ -73,11 +80,18 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
-        bind_state(app, settings, engine, catalog, clock)
-        log.info("backend_started", env=settings.app_env.value, models=len(catalog.models))
+        providers = ProviderRegistry.from_settings(settings, catalog)
+        bind_state(app, settings, engine, catalog, clock, providers)
+        log.info(
+            "backend_started",
+            env=settings.app_env.value,
+            models=len(catalog.models),
+            providers=[key for key in catalog.providers if providers.available(key)],
+        )
         try:
             yield
         finally:
+            await providers.aclose()
             await engine.dispose()
             log.info("backend_stopped")
 
@@ -89,6 +103,9 @@ def create_app(
     api.include_router(users.router)
     api.include_router(credits.router)
     api.include_router(trial.router)
+    api.include_router(process_message.router)
+    api.include_router(models.router)
+    api.include_router(conversations.router)
     app.include_router(api)
 
     @app.get("/health", tags=["health"], responses={503: {"model": HealthOut}})

@@ -54,6 +54,12 @@ class BotSettings(BaseSettings):
     internal_api_token: SecretStr = SecretStr("")
     redis_url: str | None = None
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    free_messages_limit: int = Field(default=10, ge=0)
+    vip_price_stars: int = Field(default=250, ge=1)
+    vip_period_days: int = Field(default=30, ge=1)
+    stream_interval_s: float = Field(default=1.0, gt=0, le=10)
+    max_waiting_per_user: int = Field(default=5, ge=0, le=100)
+    shutdown_grace_s: float = Field(default=25.0, ge=0, le=600)
     log_level: str = "INFO"
     log_format: str = "json"
 

@@ -1,1 +1,162 @@
-"""The bot process: dispatcher, webhook server or long polling."""
+"""The bot process: build the Bot and Dispatcher, then serve a webhook or poll."""
+
+import asyncio
+import signal
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
+from aiogram.types import BotCommand, LinkPreviewOptions, Message
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiogram_i18n import I18nContext
+from aiohttp import web
+
+from bot.config import BotMode, BotSettings
+from bot.handlers import chat, common, errors, menu, model
+from bot.middlewares.auth import ProfileCache, UserMiddleware
+from bot.middlewares.ordering import OrderingMiddleware, UserQueue
+from bot.middlewares.subscription import AllowanceMiddleware
+from bot.services.backend import BackendClient
+from bot.utils.catalog import CatalogCache
+from bot.utils.i18n import LANGUAGES, create_i18n
+from bot.utils.logging import get_logger
+from bot.utils.telegram_limits import TelegramLimits
+
+log = get_logger("bot.main")
+
+COMMANDS = ("start", "model", "new", "status", "settings", "subscribe", "help")
+ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query", "my_chat_member"]
+
+
+def create_bot(settings: BotSettings, session: AiohttpSession | None = None) -> Bot:
+    """A Bot pointed at Telegram or at TELEGRAM_API_BASE, with the outbound limiter."""
+    api = (
+        TelegramAPIServer.from_base(settings.telegram_api_base)
+        if settings.telegram_api_base
+        else PRODUCTION
+    )
+    bot = Bot(
+        token=settings.bot_token.get_secret_value(),
+        session=session or AiohttpSession(api=api),
+        default=DefaultBotProperties(link_preview=LinkPreviewOptions(is_disabled=True)),
+    )
+    bot.session.middleware(TelegramLimits())
+    return bot
+
+
+async def busy(message: Message, data: dict[str, object]) -> None:
+    i18n = data.get("i18n")
+    if isinstance(i18n, I18nContext):
+        await message.answer(i18n.get("busy"))
+
+
+def create_dispatcher(settings: BotSettings, backend: BackendClient) -> Dispatcher:
+    """Routers, middlewares and collaborators; handlers receive these as parameters."""
+    profiles = ProfileCache()
+    queue = UserQueue(max_waiting=settings.max_waiting_per_user)
+    dp = Dispatcher(
+        settings=settings,
+        backend=backend,
+        profiles=profiles,
+        catalogs=CatalogCache(backend),
+        queue=queue,
+    )
+    # Order matters: the profile first, then the language read from it.
+    dp.update.outer_middleware(UserMiddleware(backend, profiles))
+    create_i18n().setup(dispatcher=dp)
+    dp.update.outer_middleware(AllowanceMiddleware())
+    chat.router.message.middleware(OrderingMiddleware(queue, busy))
+    dp.include_routers(errors.router, menu.router, model.router, chat.router, common.router)
+    dp.startup.register(set_commands)
+    return dp
+
+
+async def set_commands(bot: Bot, dispatcher: Dispatcher) -> None:
+    """The command menu in Russian and English (and English for everyone else)."""
+    i18n = dispatcher["i18n_middleware"]
+    for language in (None, *LANGUAGES):
+        locale = language or "en"
+        commands = [
+            BotCommand(command=c, description=i18n.core.get(f"cmd-{c}", locale)) for c in COMMANDS
+        ]
+        await bot.set_my_commands(commands, language_code=language)
+
+
+async def run_polling(settings: BotSettings) -> None:
+    backend = BackendClient(settings.backend_url, settings.internal_api_token.get_secret_value())
+    bot = create_bot(settings)
+    dp = create_dispatcher(settings, backend)
+    try:
+        await bot.delete_webhook(drop_pending_updates=False)
+        log.info("bot_polling")
+        await dp.start_polling(bot, allowed_updates=ALLOWED_UPDATES, handle_signals=True)
+    finally:
+        await backend.aclose()
+        await bot.session.close()
+
+
+def create_webhook_app(
+    settings: BotSettings, bot: Bot, dp: Dispatcher, backend: BackendClient
+) -> web.Application:
+    """The aiohttp app Telegram posts to; requests with a wrong secret get 401."""
+    app = web.Application()
+    handler = SimpleRequestHandler(
+        dispatcher=dp, bot=bot, secret_token=settings.webhook_secret.get_secret_value()
+    )
+    handler.register(app, path=settings.webhook_path)
+    setup_application(app, dp, bot=bot)
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app.router.add_get("/health", health)
+
+    async def on_startup(_app: web.Application) -> None:
+        await bot.set_webhook(
+            url=settings.webhook_base_url.rstrip("/") + settings.webhook_path,
+            secret_token=settings.webhook_secret.get_secret_value(),
+            allowed_updates=ALLOWED_UPDATES,
+        )
+        log.info("webhook_set", path=settings.webhook_path)
+
+    async def on_shutdown(_app: web.Application) -> None:
+        # Finish answers in flight (bounded) before the sessions close.
+        pending = list(handler._background_feed_update_tasks)
+        if pending:
+            log.info("draining", in_flight=len(pending))
+            _done, still = await asyncio.wait(pending, timeout=settings.shutdown_grace_s)
+            for task in still:
+                task.cancel()
+        await backend.aclose()
+
+    app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
+    return app
+
+
+async def run_webhook(settings: BotSettings) -> None:
+    backend = BackendClient(settings.backend_url, settings.internal_api_token.get_secret_value())
+    bot = create_bot(settings)
+    dp = create_dispatcher(settings, backend)
+    app = create_webhook_app(settings, bot, dp, backend)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.bot_host, settings.bot_port)
+    await site.start()
+    log.info("bot_webhook_listening", host=settings.bot_host, port=settings.bot_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("bot_stopping")
+    await runner.cleanup()
+    log.info("bot_stopped")
+
+
+async def run(settings: BotSettings) -> None:
+    if settings.bot_mode is BotMode.POLLING:
+        await run_polling(settings)
+    else:
+        await run_webhook(settings)

@@ -9,9 +9,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.config import Settings
+from backend.services.ai_service import ChatService
 from backend.services.catalog import Catalog
 from backend.services.clock import Clock
 from backend.services.credit_service import CreditService
+from backend.services.providers.registry import ProviderRegistry
 from backend.services.subscription_service import SubscriptionService
 from backend.services.user_service import UserService
 from backend.utils.exceptions import DomainError
@@ -89,3 +91,14 @@ async def get_subscription_service(
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
 CreditServiceDep = Annotated[CreditService, Depends(get_credit_service)]
 SubscriptionServiceDep = Annotated[SubscriptionService, Depends(get_subscription_service)]
+
+
+async def get_chat_service(
+    request: Request, settings: SettingsDep, catalog: CatalogDep, clock: ClockDep
+) -> ChatService:
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    providers: ProviderRegistry = request.app.state.providers
+    return ChatService(sessions, settings, catalog, providers, clock)
+
+
+ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]

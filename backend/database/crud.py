@@ -2,12 +2,20 @@
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Boolean, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.models.database import CreditHistory, MessageLog, Subscription, Trial, User
+from backend.models.database import (
+    Conversation,
+    CreditHistory,
+    MessageLog,
+    Subscription,
+    Trial,
+    User,
+)
 from backend.models.enums import CreditKind, MessageStatus, SubscriptionStatus
 
 # Subscriptions in these states still give VIP until `expires_at`.
@@ -156,19 +164,77 @@ async def extend_subscription(
     return result.scalar_one()
 
 
-async def open_message(
-    session: AsyncSession, *, user_id: int, provider: str, model: str, charged: bool
-) -> MessageLog:
+async def current_conversation_id(session: AsyncSession, user_id: int) -> int:
+    """The user's newest conversation, started if they have none."""
+    newest = await session.scalar(
+        select(func.max(Conversation.id)).where(Conversation.user_id == user_id)
+    )
+    if newest is not None:
+        return int(newest)
+    return (await new_conversation(session, user_id)).id
+
+
+async def new_conversation(session: AsyncSession, user_id: int) -> Conversation:
+    conversation = Conversation(user_id=user_id)
+    session.add(conversation)
+    await session.flush()
+    return conversation
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    user_id: int
+    provider: str
+    model: str
+    charged: bool
+    conversation_id: int | None = None
+    api_model: str | None = None
+    request_text: str | None = None
+    client_message_id: str | None = None
+
+
+async def open_message(session: AsyncSession, fields: NewMessage) -> MessageLog:
     message = MessageLog(
-        user_id=user_id,
-        provider=provider,
-        model=model,
+        user_id=fields.user_id,
+        conversation_id=fields.conversation_id,
+        client_message_id=fields.client_message_id,
+        provider=fields.provider,
+        model=fields.model,
+        api_model=fields.api_model,
+        request_text=fields.request_text,
         status=MessageStatus.PENDING.value,
-        charged=charged,
+        charged=fields.charged,
     )
     session.add(message)
     await session.flush()
     return message
+
+
+async def message_by_client_id(
+    session: AsyncSession, user_id: int, client_message_id: str
+) -> MessageLog | None:
+    return await session.scalar(
+        select(MessageLog).where(
+            MessageLog.user_id == user_id, MessageLog.client_message_id == client_message_id
+        )
+    )
+
+
+async def history(
+    session: AsyncSession, conversation_id: int, before_id: int, limit: int
+) -> list[tuple[str, str]]:
+    """Answered (question, answer) pairs of a conversation before a message, newest first."""
+    rows = await session.execute(
+        select(MessageLog.request_text, MessageLog.response_text)
+        .where(
+            MessageLog.conversation_id == conversation_id,
+            MessageLog.status == MessageStatus.SUCCESS.value,
+            MessageLog.id < before_id,
+        )
+        .order_by(MessageLog.id.desc())
+        .limit(limit)
+    )
+    return [(question or "", answer or "") for question, answer in rows.tuples()]
 
 
 async def settle_message(
@@ -177,13 +243,21 @@ async def settle_message(
     status: MessageStatus,
     *,
     error_code: str | None = None,
+    details: dict[str, Any] | None = None,
 ) -> MessageLog | None:
-    """Move a pending message to its final status; None if it was not pending."""
+    """Move a pending message to its final status; None if it was not pending.
+
+    The status check is in the statement itself, so a message is settled exactly once even
+    when a refund and a commit race.
+    """
     result = await session.execute(
         update(MessageLog)
         .where(MessageLog.id == message_id, MessageLog.status == MessageStatus.PENDING.value)
-        .values(status=status.value, error_code=error_code, completed_at=func.now())
+        .values(
+            status=status.value, error_code=error_code, completed_at=func.now(), **(details or {})
+        )
         .returning(MessageLog)
+        .execution_options(populate_existing=True)
     )
     return result.scalar_one_or_none()
 

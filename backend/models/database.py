@@ -19,7 +19,9 @@ from sqlalchemy import (
     false,
     func,
     text,
+    true,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from backend.models.enums import (
@@ -66,6 +68,7 @@ class User(Base):
     language: Mapped[str] = mapped_column(String(8), nullable=False)
     provider: Mapped[str] = mapped_column(String(32), nullable=False)
     model: Mapped[str] = mapped_column(String(64), nullable=False)
+    show_reasoning: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=true())
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _created_at()
     last_seen_at: Mapped[datetime] = _created_at()
@@ -89,6 +92,19 @@ class Trial(Base):
     updated_at: Mapped[datetime] = _created_at()
 
 
+class Conversation(Base):
+    """A thread of messages; a user's current conversation is their newest one."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_user_id_id", "user_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    created_at: Mapped[datetime] = _created_at()
+
+
 class MessageLog(Base):
     """One question and its answer: opened when the credit is reserved, settled once."""
 
@@ -107,23 +123,43 @@ class MessageLog(Base):
             "created_at",
             postgresql_where=text("status = 'pending'"),
         ),
+        Index(
+            "ix_messages_log_conversation_id_id",
+            "conversation_id",
+            "id",
+            postgresql_where=text("status = 'success'"),
+        ),
+        # A retried request (same client message id) is answered and charged once.
+        UniqueConstraint(
+            "user_id", "client_message_id", name="uq_messages_log_user_id_client_message_id"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
     )
+    conversation_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    client_message_id: Mapped[str | None] = mapped_column(String(64))
     provider: Mapped[str] = mapped_column(String(32), nullable=False)
     model: Mapped[str] = mapped_column(String(64), nullable=False)
+    api_model: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     charged: Mapped[bool] = mapped_column(Boolean, nullable=False)
     request_text: Mapped[str | None] = mapped_column(Text)
     response_text: Mapped[str | None] = mapped_column(Text)
+    reasoning_text: Mapped[str | None] = mapped_column(Text)
+    sources: Mapped[list[dict[str, str | None]] | None] = mapped_column(JSONB)
     error_code: Mapped[str | None] = mapped_column(String(64))
     input_tokens: Mapped[int | None] = mapped_column(Integer)
+    cached_input_tokens: Mapped[int | None] = mapped_column(Integer)
     output_tokens: Mapped[int | None] = mapped_column(Integer)
+    reasoning_tokens: Mapped[int | None] = mapped_column(Integer)
     cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
     latency_ms: Mapped[int | None] = mapped_column(Integer)
+    first_token_ms: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = _created_at()
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -1,7 +1,8 @@
 """Request and response bodies of the backend API (the bot's client mirrors these)."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -51,11 +52,13 @@ class UserUpdate(ApiModel):
     provider: Annotated[SafeStr, Field(min_length=1, max_length=32)] | None = None
     model: Annotated[SafeStr, Field(min_length=1, max_length=64)] | None = None
     language: Language | None = None
+    show_reasoning: bool | None = None
 
     @model_validator(mode="after")
     def _something_to_change(self) -> "UserUpdate":
-        if self.provider is None and self.model is None and self.language is None:
-            raise ValueError("give at least one of provider, model, language")
+        values = (self.provider, self.model, self.language, self.show_reasoning)
+        if all(value is None for value in values):
+            raise ValueError("give at least one of provider, model, language, show_reasoning")
         return self
 
 
@@ -72,6 +75,7 @@ class UserProfile(ApiModel):
     free_messages_limit: int
     provider: str
     model: str
+    show_reasoning: bool
     created_at: datetime
 
 
@@ -106,3 +110,123 @@ class TrialOut(ApiModel):
 class HealthOut(ApiModel):
     status: str
     database: str
+
+
+class MessageIn(ApiModel):
+    """A user's message to answer with their chosen model."""
+
+    telegram_id: TelegramId
+    text: Annotated[SafeStr, Field(min_length=1)]
+    client_message_id: Annotated[SafeStr, Field(min_length=1, max_length=64)] | None = None
+    stream: bool = False
+
+
+class SourceOut(ApiModel):
+    title: str
+    url: str
+    date: str | None = None
+    snippet: str | None = None
+
+
+class UsageOut(ApiModel):
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+class MessageOut(ApiModel):
+    """A complete answer (JSON mode), and the `done` event's body (stream mode)."""
+
+    message_id: int
+    provider: str
+    model: str
+    text: str
+    reasoning: str | None
+    sources: list[SourceOut]
+    usage: UsageOut | None
+    cost_usd: Decimal | None
+    latency_ms: int
+    free_messages_left: int
+    is_vip: bool
+    trimmed: bool
+
+
+class StartEvent(ApiModel):
+    type: Literal["start"] = "start"
+    message_id: int
+    provider: str
+    model: str
+    trimmed: bool
+    free_messages_left: int
+    is_vip: bool
+
+
+class DeltaEvent(ApiModel):
+    type: Literal["delta"] = "delta"
+    text: str
+
+
+class ReasoningEvent(ApiModel):
+    type: Literal["reasoning"] = "reasoning"
+    text: str
+
+
+class SourcesEvent(ApiModel):
+    type: Literal["sources"] = "sources"
+    sources: list[SourceOut]
+
+
+class ProgressEvent(ApiModel):
+    type: Literal["progress"] = "progress"
+    stage: str
+    elapsed_s: float
+
+
+class DoneEvent(MessageOut):
+    type: Literal["done"] = "done"
+
+
+class ErrorEvent(ApiModel):
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+    refunded: bool
+    free_messages_left: int
+
+
+StreamEvent = Annotated[
+    StartEvent
+    | DeltaEvent
+    | ReasoningEvent
+    | SourcesEvent
+    | ProgressEvent
+    | DoneEvent
+    | ErrorEvent,
+    Field(discriminator="type"),
+]
+
+
+class ModelOut(ApiModel):
+    key: str
+    label: str
+    available: bool
+    reasoning: bool
+    long_running: bool
+
+
+class ProviderOut(ApiModel):
+    key: str
+    label: str
+    available: bool
+    models: list[ModelOut]
+
+
+class CatalogOut(ApiModel):
+    default_model: str
+    providers: list[ProviderOut]
+
+
+class ConversationOut(ApiModel):
+    conversation_id: int
+    created_at: datetime

@@ -1,8 +1,9 @@
 """The model catalog: which providers and models the menu offers, read from a TOML file."""
 
 import tomllib
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -18,7 +19,8 @@ class ProviderEntry(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     label: str = Field(min_length=1, max_length=40)
-    api_style: str = Field(min_length=1)
+    api_style: Literal["openai_responses", "perplexity_agent", "chat_completions"]
+    credentials: Literal["openai", "perplexity", "deepseek"]
 
 
 class ModelEntry(BaseModel):
@@ -29,6 +31,14 @@ class ModelEntry(BaseModel):
     label: str = Field(min_length=1, max_length=40)
     api_model: str = Field(min_length=1)
     options: dict[str, Any] = Field(default_factory=dict)
+    reasoning: bool = False  # the model can show its reasoning
+    long_running: bool = False  # answers may take minutes (deep research)
+    price_input_per_1m: Decimal | None = Field(default=None, ge=0)
+    price_cached_input_per_1m: Decimal | None = Field(default=None, ge=0)
+    price_output_per_1m: Decimal | None = Field(default=None, ge=0)
+    history_budget_tokens: int = Field(default=16_000, ge=0, le=1_000_000)
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    timeout_s: float = Field(default=120.0, gt=0, le=3600)
 
 
 class Catalog(BaseModel):

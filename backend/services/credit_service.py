@@ -1,7 +1,9 @@
 """The free-message quota: reserve before an answer, then commit on success or refund."""
 
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.database import crud
@@ -9,7 +11,12 @@ from backend.models.enums import CreditKind, MessageStatus
 from backend.models.schemas import CreditsOut, LedgerEntry, TrialOut
 from backend.services.clock import Clock, utcnow
 from backend.services.user_service import quota_state, require_user
-from backend.utils.exceptions import QuotaExhausted, ReservationClosed, ReservationNotFound
+from backend.utils.exceptions import (
+    DuplicateRequest,
+    QuotaExhausted,
+    ReservationClosed,
+    ReservationNotFound,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,10 +25,12 @@ class Reservation:
 
     message_id: int
     user_id: int
+    conversation_id: int
     provider: str
     model: str
     charged: bool
     free_messages_left: int
+    is_vip: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +48,27 @@ class CreditService:
         self._session = session
         self._clock = clock
 
-    async def reserve(self, telegram_id: int) -> Reservation:
-        """Open a message for the user's chosen model, taking one free message unless VIP.
+    async def reserve(
+        self,
+        telegram_id: int,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        api_model: str | None = None,
+        request_text: str | None = None,
+        client_message_id: str | None = None,
+    ) -> Reservation:
+        """Open a message in the current conversation, taking one free message unless VIP.
 
         The free message is taken by one conditional UPDATE, so however many requests race,
-        no more succeed than messages were left; the rest get `QuotaExhausted`.
+        no more succeed than messages were left; the rest get `QuotaExhausted`. A repeated
+        `client_message_id` raises `DuplicateRequest` and takes nothing.
         """
         user = await require_user(self._session, telegram_id)
+        if client_message_id is not None:
+            existing = await crud.message_by_client_id(self._session, user.id, client_message_id)
+            if existing is not None:
+                raise DuplicateRequest(message=existing)
         quota = await quota_state(self._session, user, self._clock())
         charged = not quota.is_vip
         left = quota.messages_left
@@ -57,13 +80,27 @@ class CreditService:
                     messages_limit=quota.messages_limit, vip_available=True, free_messages_left=0
                 )
             left = taken
-        message = await crud.open_message(
-            self._session,
-            user_id=user.id,
-            provider=user.provider,
-            model=user.model,
-            charged=charged,
-        )
+        conversation_id = await crud.current_conversation_id(self._session, user.id)
+        try:
+            message = await crud.open_message(
+                self._session,
+                crud.NewMessage(
+                    user_id=user.id,
+                    conversation_id=conversation_id,
+                    provider=provider or user.provider,
+                    model=model or user.model,
+                    api_model=api_model,
+                    charged=charged,
+                    request_text=request_text,
+                    client_message_id=client_message_id,
+                ),
+            )
+        except IntegrityError:
+            # The same client message id won a race a moment ago: nothing was taken.
+            await self._session.rollback()
+            assert client_message_id is not None
+            existing = await crud.message_by_client_id(self._session, user.id, client_message_id)
+            raise DuplicateRequest(message=existing) from None
         if charged:
             await crud.add_ledger_entry(
                 self._session,
@@ -77,15 +114,19 @@ class CreditService:
         return Reservation(
             message_id=message.id,
             user_id=user.id,
-            provider=user.provider,
-            model=user.model,
+            conversation_id=conversation_id,
+            provider=message.provider,
+            model=message.model,
             charged=charged,
             free_messages_left=left,
+            is_vip=quota.is_vip,
         )
 
-    async def commit(self, message_id: int) -> Settlement:
-        """The answer was delivered: the reserved message stays spent."""
-        message = await crud.settle_message(self._session, message_id, MessageStatus.SUCCESS)
+    async def commit(self, message_id: int, details: dict[str, Any] | None = None) -> Settlement:
+        """The answer was delivered: the reserved message stays spent; `details` are stored."""
+        message = await crud.settle_message(
+            self._session, message_id, MessageStatus.SUCCESS, details=details
+        )
         if message is None:
             await self._raise_unsettleable(message_id)
         assert message is not None
@@ -98,10 +139,12 @@ class CreditService:
             free_messages_left=trial.messages_left if trial else 0,
         )
 
-    async def refund(self, message_id: int, error_code: str) -> Settlement:
+    async def refund(
+        self, message_id: int, error_code: str, details: dict[str, Any] | None = None
+    ) -> Settlement:
         """The answer failed: give the reserved message back, exactly once."""
         message = await crud.settle_message(
-            self._session, message_id, MessageStatus.FAILED, error_code=error_code
+            self._session, message_id, MessageStatus.FAILED, error_code=error_code, details=details
         )
         if message is None:
             await self._raise_unsettleable(message_id)

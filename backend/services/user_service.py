@@ -68,6 +68,7 @@ def build_profile(user: User, quota: QuotaState) -> UserProfile:
         free_messages_limit=quota.messages_limit,
         provider=user.provider,
         model=user.model,
+        show_reasoning=user.show_reasoning,
         created_at=user.created_at,
     )
 
@@ -145,6 +146,8 @@ class UserService:
                 user.provider, user.model = first.provider, first.key
         if change.language is not None:
             user.language = change.language.value
+        if change.show_reasoning is not None:
+            user.show_reasoning = change.show_reasoning
         user.updated_at = self._clock()
         await self._session.flush()
         result = build_profile(user, await quota_state(self._session, user, self._clock()))

@@ -16,19 +16,37 @@ def test_shipped_catalog_offers_eight_models_of_three_providers():
     assert catalog.default.provider == "chatgpt"
 
 
+PROVIDER = "[providers.a]\nlabel='A'\napi_style='chat_completions'\ncredentials='deepseek'\n"
+
+
 @pytest.mark.parametrize(
     ("text", "complaint"),
     [
-        ("default_model = 'x'\n[providers.a]\nlabel='A'\napi_style='s'\n", "models"),
+        ("default_model = 'x'\n" + PROVIDER, "models"),
         (
-            "default_model = 'm'\n[providers.a]\nlabel='A'\napi_style='s'\n"
-            "[[models]]\nkey='m'\nprovider='b'\nlabel='M'\napi_model='x'\n",
+            "default_model = 'm'\n"
+            + PROVIDER
+            + "[[models]]\nkey='m'\nprovider='b'\nlabel='M'\napi_model='x'\n",
             "unknown provider",
         ),
         (
-            "default_model = 'zzz'\n[providers.a]\nlabel='A'\napi_style='s'\n"
-            "[[models]]\nkey='m'\nprovider='a'\nlabel='M'\napi_model='x'\n",
+            "default_model = 'zzz'\n"
+            + PROVIDER
+            + "[[models]]\nkey='m'\nprovider='a'\nlabel='M'\napi_model='x'\n",
             "default_model",
+        ),
+        (
+            "default_model = 'm'\n[providers.a]\nlabel='A'\napi_style='soap'\n"
+            "credentials='deepseek'\n"
+            "[[models]]\nkey='m'\nprovider='a'\nlabel='M'\napi_model='x'\n",
+            "api_style",
+        ),
+        (
+            "default_model = 'm'\n"
+            + PROVIDER
+            + "[[models]]\nkey='m'\nprovider='a'\nlabel='M'\napi_model='x'\n"
+            + "price_input_per_1m=-1\n",
+            "price_input_per_1m",
         ),
         ("this is = = not toml", "model catalog"),
     ],

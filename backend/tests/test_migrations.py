@@ -10,7 +10,15 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from backend.database.migrate import downgrade, heads, upgrade
 from backend.models.database import Base
 
-TABLES = {"users", "trials", "messages_log", "subscriptions", "transactions", "credits_history"}
+TABLES = {
+    "users",
+    "trials",
+    "conversations",
+    "messages_log",
+    "subscriptions",
+    "transactions",
+    "credits_history",
+}
 
 
 def tables(url: str) -> set[str]:

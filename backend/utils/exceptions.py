@@ -1,6 +1,9 @@
 """Domain errors: each has a stable `code` the bot maps to a sentence, and an HTTP status."""
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from backend.models.database import MessageLog
 
 
 class DomainError(Exception):
@@ -50,3 +53,27 @@ class ReservationClosed(DomainError):
     code = "reservation_closed"
     status_code = 409
     default_message = "This message reservation is already settled."
+
+
+class DuplicateRequest(DomainError):
+    """A request with this client message id was already received."""
+
+    code = "duplicate_request"
+    status_code = 409
+    default_message = "This message was already received."
+
+    def __init__(self, message: "MessageLog | None") -> None:
+        status = message.status if message is not None else None
+        super().__init__(
+            "This message was already received"
+            + (" and is still being answered." if status == "pending" else "."),
+            status=status,
+            error_code=message.error_code if message is not None else None,
+        )
+        self.existing = message
+
+
+class MessageTooLong(DomainError):
+    code = "message_too_long"
+    status_code = 422
+    default_message = "The message is longer than the limit."

@@ -84,7 +84,7 @@ ProviderEvent = TextDelta | ReasoningDelta | Sources | Progress | Usage
 
 
 class ProviderAdapter(Protocol):
-    """An API style. `answer` yields events until the answer is complete, or raises ProviderError."""
+    """An API style: `answer` yields events until the answer is complete, or raises."""
 
     def answer(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]: ...
 

@@ -1,0 +1,47 @@
+"""Shared replies, and the last-resort handlers: outdated buttons and non-text messages."""
+
+from aiogram import Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram_i18n import I18nContext
+
+router = Router(name="fallback")
+
+
+async def edit_or_answer(
+    query: CallbackQuery,
+    text: str,
+    keyboard: InlineKeyboardMarkup | None,
+    notice: str | None = None,
+) -> None:
+    """Show a menu in place of the message whose button was pressed (or below it)."""
+    await query.answer(notice)
+    message = query.message
+    if isinstance(message, Message):
+        try:
+            await message.edit_text(text, reply_markup=keyboard)
+            return
+        except TelegramBadRequest as exc:
+            if "message is not modified" in str(exc):
+                return
+        await message.answer(text, reply_markup=keyboard)
+
+
+async def unavailable(event: Message | CallbackQuery, i18n: I18nContext) -> None:
+    text = i18n.get("error-backend-unavailable")
+    if isinstance(event, CallbackQuery):
+        await event.answer(text, show_alert=True)
+    else:
+        await event.answer(text)
+
+
+@router.callback_query()
+async def outdated_button(query: CallbackQuery, i18n: I18nContext) -> None:
+    """Anything no handler claimed: stale or forged callback data."""
+    await query.answer(i18n.get("button-outdated"), show_alert=True)
+
+
+@router.message()
+async def not_text(message: Message, i18n: I18nContext) -> None:
+    """Photos, stickers, voice, documents...: text only for now."""
+    await message.answer(i18n.get("text-only"))

@@ -1,0 +1,210 @@
+"""/start, /help, /status, /settings, /new, /subscribe and the main menu buttons."""
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandStart
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram_i18n import I18nContext
+
+from bot.config import BotSettings
+from bot.handlers.common import edit_or_answer, unavailable
+from bot.keyboards.menus import MenuCB, SettingsCB, back_home, main_menu, settings_menu
+from bot.middlewares.auth import ProfileCache
+from bot.services.backend import BackendClient
+from bot.services.schemas import Profile
+from bot.utils.catalog import CatalogCache
+from bot.utils.dates import format_date
+
+router = Router(name="menu")
+
+
+def display_name(profile: Profile) -> str:
+    return profile.first_name or (f"@{profile.username}" if profile.username else "")
+
+
+@router.message(CommandStart())
+async def start(message: Message, profile: Profile | None, i18n: I18nContext) -> None:
+    if profile is None:
+        await unavailable(message, i18n)
+        return
+    key = "welcome" if profile.free_messages_left == profile.free_messages_limit else "welcome-back"
+    await message.answer(
+        i18n.get(key, name=display_name(profile) or "👋", limit=profile.free_messages_limit),
+        reply_markup=main_menu(i18n),
+    )
+
+
+@router.callback_query(MenuCB.filter(F.action == "home"))
+async def home(query: CallbackQuery, profile: Profile | None, i18n: I18nContext) -> None:
+    name = display_name(profile) if profile else ""
+    await edit_or_answer(query, i18n.get("welcome-back", name=name or "👋"), main_menu(i18n))
+
+
+@router.message(Command("help"))
+async def help_command(
+    message: Message, settings: BotSettings, profile: Profile | None, i18n: I18nContext
+) -> None:
+    await message.answer(help_text(settings, profile, i18n), reply_markup=back_home(i18n))
+
+
+@router.callback_query(MenuCB.filter(F.action == "help"))
+async def help_button(
+    query: CallbackQuery, settings: BotSettings, profile: Profile | None, i18n: I18nContext
+) -> None:
+    await edit_or_answer(query, help_text(settings, profile, i18n), back_home(i18n))
+
+
+def help_text(settings: BotSettings, profile: Profile | None, i18n: I18nContext) -> str:
+    limit = profile.free_messages_limit if profile else settings.free_messages_limit
+    return i18n.get("help", limit=limit)
+
+
+async def status_text(
+    telegram_id: int,
+    backend: BackendClient,
+    catalogs: CatalogCache,
+    cache: ProfileCache,
+    i18n: I18nContext,
+) -> str:
+    profile = await backend.profile(telegram_id)
+    cache.put(profile)
+    if profile.is_vip and profile.vip_expires_at:
+        plan = i18n.get("status-vip", until=format_date(profile.vip_expires_at, profile.language))
+    else:
+        plan = i18n.get(
+            "status-free", left=profile.free_messages_left, limit=profile.free_messages_limit
+        )
+    provider, model = await catalogs.labels(profile.model)
+    return f"{plan}\n{i18n.get('status-model', provider=provider, model=model)}"
+
+
+@router.message(Command("status"))
+async def status_command(
+    message: Message,
+    backend: BackendClient,
+    catalogs: CatalogCache,
+    profiles: ProfileCache,
+    i18n: I18nContext,
+) -> None:
+    assert message.from_user is not None
+    text = await status_text(message.from_user.id, backend, catalogs, profiles, i18n)
+    await message.answer(text, reply_markup=main_menu(i18n))
+
+
+@router.callback_query(MenuCB.filter(F.action == "status"))
+async def status_button(
+    query: CallbackQuery,
+    backend: BackendClient,
+    catalogs: CatalogCache,
+    profiles: ProfileCache,
+    i18n: I18nContext,
+) -> None:
+    text = await status_text(query.from_user.id, backend, catalogs, profiles, i18n)
+    await edit_or_answer(query, text, main_menu(i18n))
+
+
+def settings_view(profile: Profile, i18n: I18nContext) -> tuple[str, InlineKeyboardMarkup]:
+    lines = [
+        i18n.get("settings-title"),
+        i18n.get("settings-profile", name=display_name(profile) or str(profile.telegram_id)),
+        i18n.get("settings-language", language=i18n.get("language-name")),
+        i18n.get("settings-reasoning-on" if profile.show_reasoning else "settings-reasoning-off"),
+    ]
+    if profile.is_vip and profile.vip_expires_at:
+        lines.append(
+            i18n.get("status-vip", until=format_date(profile.vip_expires_at, profile.language))
+        )
+    else:
+        lines.append(
+            i18n.get(
+                "status-free", left=profile.free_messages_left, limit=profile.free_messages_limit
+            )
+        )
+    return "\n".join(lines), settings_menu(profile, i18n)
+
+
+@router.message(Command("settings"))
+async def settings_command(message: Message, profile: Profile | None, i18n: I18nContext) -> None:
+    if profile is None:
+        await unavailable(message, i18n)
+        return
+    text, keyboard = settings_view(profile, i18n)
+    await message.answer(text, reply_markup=keyboard)
+
+
+@router.callback_query(MenuCB.filter(F.action == "settings"))
+async def settings_button(query: CallbackQuery, profile: Profile | None, i18n: I18nContext) -> None:
+    if profile is None:
+        await unavailable(query, i18n)
+        return
+    text, keyboard = settings_view(profile, i18n)
+    await edit_or_answer(query, text, keyboard)
+
+
+@router.callback_query(SettingsCB.filter())
+async def change_setting(
+    query: CallbackQuery,
+    callback_data: SettingsCB,
+    backend: BackendClient,
+    profiles: ProfileCache,
+    i18n: I18nContext,
+) -> None:
+    if callback_data.option == "lang" and callback_data.value in ("ru", "en"):
+        changes: dict[str, object] = {"language": callback_data.value}
+    elif callback_data.option == "reasoning" and callback_data.value in ("on", "off"):
+        changes = {"show_reasoning": callback_data.value == "on"}
+    else:
+        await query.answer(i18n.get("button-outdated"), show_alert=True)
+        return
+    profile = await backend.update_user(query.from_user.id, **changes)
+    profiles.put(profile)
+    with i18n.use_locale(profile.language):
+        text, keyboard = settings_view(profile, i18n)
+        await edit_or_answer(query, text, keyboard, notice=i18n.get("settings-saved"))
+
+
+async def new_chat_text(
+    telegram_id: int, backend: BackendClient, catalogs: CatalogCache, i18n: I18nContext
+) -> str:
+    await backend.reset_conversation(telegram_id)
+    profile = await backend.profile(telegram_id)
+    provider, model = await catalogs.labels(profile.model)
+    return i18n.get("new-chat", provider=provider, model=model)
+
+
+@router.message(Command("new"))
+async def new_command(
+    message: Message, backend: BackendClient, catalogs: CatalogCache, i18n: I18nContext
+) -> None:
+    assert message.from_user is not None
+    await message.answer(await new_chat_text(message.from_user.id, backend, catalogs, i18n))
+
+
+@router.callback_query(MenuCB.filter(F.action == "new"))
+async def new_button(
+    query: CallbackQuery, backend: BackendClient, catalogs: CatalogCache, i18n: I18nContext
+) -> None:
+    text = await new_chat_text(query.from_user.id, backend, catalogs, i18n)
+    await query.answer()
+    if query.message is not None:
+        await query.bot.send_message(query.message.chat.id, text)  # type: ignore[union-attr]
+
+
+def vip_text(settings: BotSettings, profile: Profile | None, i18n: I18nContext) -> str:
+    if profile is not None and profile.is_vip and profile.vip_expires_at:
+        return i18n.get("already-vip", until=format_date(profile.vip_expires_at, profile.language))
+    offer = i18n.get("subscribe", price=settings.vip_price_stars, days=settings.vip_period_days)
+    return f"{offer}\n\n{i18n.get('subscribe-soon')}"
+
+
+@router.message(Command("subscribe"))
+async def subscribe_command(
+    message: Message, settings: BotSettings, profile: Profile | None, i18n: I18nContext
+) -> None:
+    await message.answer(vip_text(settings, profile, i18n), reply_markup=back_home(i18n))
+
+
+@router.callback_query(MenuCB.filter(F.action == "vip"))
+async def vip_button(
+    query: CallbackQuery, settings: BotSettings, profile: Profile | None, i18n: I18nContext
+) -> None:
+    await edit_or_answer(query, vip_text(settings, profile, i18n), back_home(i18n))

@@ -1,0 +1,1 @@
+"""Collaborators of the handlers: the backend client."""

@@ -1,0 +1,133 @@
+"""The one client the bot uses to reach the backend."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from bot.services.schemas import STREAM_EVENT, Catalog, Profile, StreamEvent
+
+
+class BackendError(Exception):
+    """The backend refused or failed a request; `code` is its stable error code."""
+
+    def __init__(
+        self, code: str, message: str = "", status: int = 0, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.details = details or {}
+
+
+class BackendUnavailable(BackendError):
+    """The backend could not be reached or answered 5xx: nothing was decided."""
+
+    def __init__(self, message: str = "", status: int = 0) -> None:
+        super().__init__("backend_unavailable", message, status)
+
+
+class BackendClient:
+    """Typed calls to the backend API, authenticated with the internal token."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        answer_timeout_s: float = 960.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        # Answers can take minutes (deep research): the read timeout is long, the connect
+        # timeout short so an unreachable backend is reported within seconds.
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(10.0, connect=3.0),
+            transport=transport,
+        )
+        self._answer_timeout = httpx.Timeout(answer_timeout_s, connect=3.0)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def register(
+        self,
+        telegram_id: int,
+        *,
+        username: str | None,
+        first_name: str | None,
+        last_name: str | None,
+        language_code: str | None,
+    ) -> Profile:
+        """Register on first contact or refresh the Telegram profile."""
+        body = {
+            "telegram_id": telegram_id,
+            "username": username,
+            "first_name": first_name,
+            "last_name": last_name,
+            "language_code": language_code,
+        }
+        return Profile.model_validate(await self._call("POST", "/api/v1/users", json=body))
+
+    async def profile(self, telegram_id: int) -> Profile:
+        return Profile.model_validate(await self._call("GET", f"/api/v1/users/{telegram_id}"))
+
+    async def update_user(self, telegram_id: int, **changes: Any) -> Profile:
+        """Change model, provider, language or show_reasoning."""
+        data = await self._call("PATCH", f"/api/v1/users/{telegram_id}", json=changes)
+        return Profile.model_validate(data)
+
+    async def models(self) -> Catalog:
+        return Catalog.model_validate(await self._call("GET", "/api/v1/models"))
+
+    async def reset_conversation(self, telegram_id: int) -> None:
+        await self._call("POST", f"/api/v1/conversations/{telegram_id}/reset")
+
+    async def ask(
+        self, telegram_id: int, text: str, client_message_id: str | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        """Stream the answer to a message as events (start, deltas..., done or error)."""
+        body = {
+            "telegram_id": telegram_id,
+            "text": text,
+            "client_message_id": client_message_id,
+            "stream": True,
+        }
+        try:
+            async with self._http.stream(
+                "POST", "/api/v1/messages", json=body, timeout=self._answer_timeout
+            ) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    raise self._error(response)
+                async for line in response.aiter_lines():
+                    if line.strip():
+                        yield STREAM_EVENT.validate_json(line)
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(type(exc).__name__) from exc
+        except ValidationError as exc:
+            raise BackendUnavailable("unreadable answer stream") from exc
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(type(exc).__name__) from exc
+        if response.status_code >= 400:
+            raise self._error(response)
+        return response.json()
+
+    @staticmethod
+    def _error(response: httpx.Response) -> BackendError:
+        try:
+            error = response.json()["error"]
+            code, message = str(error["code"]), str(error.get("message", ""))
+            details = error.get("details") if isinstance(error.get("details"), dict) else {}
+        except (ValueError, KeyError, TypeError):
+            code, message, details = "", response.text[:200], {}
+        if response.status_code >= 500 and code in {"", "internal_error", "database_unavailable"}:
+            return BackendUnavailable(message or code, response.status_code)
+        return BackendError(code or "backend_error", message, response.status_code, details)

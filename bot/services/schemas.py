@@ -1,0 +1,136 @@
+"""The backend's API bodies as the bot reads them (kept in step by the contract test)."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class Model(BaseModel):
+    # Unknown fields are ignored, so the backend can add fields before the bot knows them.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Profile(Model):
+    telegram_id: int
+    username: str | None
+    first_name: str | None
+    language: Literal["ru", "en"]
+    is_vip: bool
+    vip_expires_at: datetime | None
+    free_messages_left: int
+    free_messages_limit: int
+    provider: str
+    model: str
+    show_reasoning: bool
+    created_at: datetime
+
+
+class CatalogModel(Model):
+    key: str
+    label: str
+    available: bool
+    reasoning: bool
+    long_running: bool
+
+
+class CatalogProvider(Model):
+    key: str
+    label: str
+    available: bool
+    models: list[CatalogModel]
+
+
+class Catalog(Model):
+    default_model: str
+    providers: list[CatalogProvider]
+
+    def find(self, model_key: str) -> tuple[CatalogProvider, CatalogModel] | None:
+        """The provider and model of a model key."""
+        for provider in self.providers:
+            for model in provider.models:
+                if model.key == model_key:
+                    return provider, model
+        return None
+
+    def provider(self, key: str) -> CatalogProvider | None:
+        return next((p for p in self.providers if p.key == key), None)
+
+
+class Source(Model):
+    title: str
+    url: str
+    date: str | None = None
+
+
+class Usage(Model):
+    input_tokens: int
+    output_tokens: int
+
+
+class StartEvent(Model):
+    type: Literal["start"]
+    message_id: int
+    provider: str
+    model: str
+    trimmed: bool
+    free_messages_left: int
+    is_vip: bool
+
+
+class DeltaEvent(Model):
+    type: Literal["delta"]
+    text: str
+
+
+class ReasoningEvent(Model):
+    type: Literal["reasoning"]
+    text: str
+
+
+class SourcesEvent(Model):
+    type: Literal["sources"]
+    sources: list[Source]
+
+
+class ProgressEvent(Model):
+    type: Literal["progress"]
+    stage: str
+    elapsed_s: float
+
+
+class DoneEvent(Model):
+    type: Literal["done"]
+    message_id: int
+    provider: str
+    model: str
+    text: str
+    reasoning: str | None
+    sources: list[Source]
+    usage: Usage | None
+    cost_usd: Decimal | None
+    free_messages_left: int
+    is_vip: bool
+    trimmed: bool
+
+
+class ErrorEvent(Model):
+    type: Literal["error"]
+    code: str
+    message: str
+    refunded: bool
+    free_messages_left: int
+
+
+StreamEvent = Annotated[
+    StartEvent
+    | DeltaEvent
+    | ReasoningEvent
+    | SourcesEvent
+    | ProgressEvent
+    | DoneEvent
+    | ErrorEvent,
+    Field(discriminator="type"),
+]
+STREAM_EVENT: TypeAdapter[StreamEvent] = TypeAdapter(StreamEvent)
