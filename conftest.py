@@ -10,6 +10,8 @@ import pytest
 from backend.database.migrate import upgrade
 from scripts.local_db import Server, create_database, drop_database, find_server
 
+pytest_plugins = ["backend.tests.fixtures"]
+
 ScratchDatabase = Callable[[], str]
 _used: list[str] = []
 

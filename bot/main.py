@@ -29,7 +29,11 @@ COMMANDS = ("start", "model", "new", "status", "settings", "subscribe", "help")
 ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query", "my_chat_member"]
 
 
-def create_bot(settings: BotSettings, session: AiohttpSession | None = None) -> Bot:
+def create_bot(
+    settings: BotSettings,
+    session: AiohttpSession | None = None,
+    limits: TelegramLimits | None = None,
+) -> Bot:
     """A Bot pointed at Telegram or at TELEGRAM_API_BASE, with the outbound limiter."""
     api = (
         TelegramAPIServer.from_base(settings.telegram_api_base)
@@ -41,7 +45,7 @@ def create_bot(settings: BotSettings, session: AiohttpSession | None = None) -> 
         session=session or AiohttpSession(api=api),
         default=DefaultBotProperties(link_preview=LinkPreviewOptions(is_disabled=True)),
     )
-    bot.session.middleware(TelegramLimits())
+    bot.session.middleware(limits or TelegramLimits())
     return bot
 
 
@@ -66,8 +70,15 @@ def create_dispatcher(settings: BotSettings, backend: BackendClient) -> Dispatch
     dp.update.outer_middleware(UserMiddleware(backend, profiles))
     create_i18n().setup(dispatcher=dp)
     dp.update.outer_middleware(AllowanceMiddleware())
-    chat.router.message.middleware(OrderingMiddleware(queue, busy))
-    dp.include_routers(errors.router, menu.router, model.router, chat.router, common.router)
+    chat_router = chat.create_router()
+    chat_router.message.middleware(OrderingMiddleware(queue, busy))
+    dp.include_routers(
+        errors.create_router(),
+        menu.create_router(),
+        model.create_router(),
+        chat_router,
+        common.create_router(),
+    )
     dp.startup.register(set_commands)
     return dp
 

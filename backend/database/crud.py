@@ -234,7 +234,7 @@ async def history(
         .order_by(MessageLog.id.desc())
         .limit(limit)
     )
-    return [(question or "", answer or "") for question, answer in rows.tuples()]
+    return [(question or "", answer or "") for question, answer in rows]
 
 
 async def settle_message(

@@ -2,7 +2,7 @@
 
 import pytest
 
-from backend.tests.conftest import next_telegram_id
+from backend.tests.fixtures import next_telegram_id
 
 BAD_REQUESTS = [
     ("get", "/api/v1/users/99999999999999999999", None, 422),

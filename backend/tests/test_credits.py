@@ -10,7 +10,7 @@ from backend.models.database import CreditHistory, MessageLog, User
 from backend.models.enums import MessageStatus
 from backend.services.credit_service import CreditService
 from backend.services.subscription_service import SubscriptionService
-from backend.tests.conftest import register
+from backend.tests.fixtures import register
 from backend.utils.exceptions import QuotaExhausted, ReservationClosed, ReservationNotFound
 
 

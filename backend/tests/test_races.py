@@ -8,7 +8,7 @@ from backend.models.database import CreditHistory, Trial, User
 from backend.models.schemas import TelegramProfile
 from backend.services.credit_service import CreditService
 from backend.services.user_service import UserService
-from backend.tests.conftest import next_telegram_id, register
+from backend.tests.fixtures import next_telegram_id, register
 from backend.utils.exceptions import QuotaExhausted, ReservationClosed
 
 

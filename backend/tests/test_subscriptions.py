@@ -6,7 +6,7 @@ import pytest
 
 from backend.services.subscription_service import SubscriptionService
 from backend.services.user_service import UserService
-from backend.tests.conftest import register
+from backend.tests.fixtures import register
 from backend.utils.exceptions import UserNotFound
 
 

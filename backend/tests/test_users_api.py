@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from backend.models.database import CreditHistory, User
-from backend.tests.conftest import next_telegram_id
+from backend.tests.fixtures import next_telegram_id
 
 
 def profile_body(telegram_id: int, **extra: object) -> dict[str, object]:

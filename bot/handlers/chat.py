@@ -19,7 +19,6 @@ from bot.utils.logging import get_logger
 from bot.utils.render import Chunk, draft_text, render_answer, render_plain
 
 log = get_logger("bot.chat")
-router = Router(name="chat")
 
 PROVIDER_FAILURES = {
     "provider_timeout",
@@ -73,7 +72,6 @@ class LiveAnswer:
             log.info("live_update_skipped", error=str(exc))
 
 
-@router.message(F.text)
 async def answer_message(
     message: Message,
     bot: Bot,
@@ -228,3 +226,10 @@ def error_sentence(code: str, i18n: I18nContext, **values: object) -> str:
         return i18n.get(f"error-{code}", **values)
     except KeyError:
         return i18n.get("error-generic")
+
+
+def create_router() -> Router:
+    """The chat handlers on a fresh router (one per dispatcher)."""
+    router = Router(name="chat")
+    router.message.register(answer_message, F.text)
+    return router

@@ -5,8 +5,6 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram_i18n import I18nContext
 
-router = Router(name="fallback")
-
 
 async def edit_or_answer(
     query: CallbackQuery,
@@ -35,13 +33,19 @@ async def unavailable(event: Message | CallbackQuery, i18n: I18nContext) -> None
         await event.answer(text)
 
 
-@router.callback_query()
 async def outdated_button(query: CallbackQuery, i18n: I18nContext) -> None:
     """Anything no handler claimed: stale or forged callback data."""
     await query.answer(i18n.get("button-outdated"), show_alert=True)
 
 
-@router.message()
 async def not_text(message: Message, i18n: I18nContext) -> None:
     """Photos, stickers, voice, documents...: text only for now."""
     await message.answer(i18n.get("text-only"))
+
+
+def create_router() -> Router:
+    """The fallback handlers on a fresh router (one per dispatcher)."""
+    router = Router(name="fallback")
+    router.callback_query.register(outdated_button)
+    router.message.register(not_text)
+    return router

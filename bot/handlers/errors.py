@@ -9,10 +9,8 @@ from bot.services.backend import BackendError, BackendUnavailable
 from bot.utils.logging import get_logger
 
 log = get_logger("bot.errors")
-router = Router(name="errors")
 
 
-@router.errors()
 async def on_error(event: ErrorEvent, i18n: I18nContext) -> bool:
     update = event.update
     exc = event.exception
@@ -35,3 +33,10 @@ async def on_error(event: ErrorEvent, i18n: I18nContext) -> bool:
     except Exception as reply_failed:  # the apology itself could not be sent; logged, not raised
         log.warning("apology_failed", update_id=update.update_id, error=type(reply_failed).__name__)
     return True
+
+
+def create_router() -> Router:
+    """The errors handlers on a fresh router (one per dispatcher)."""
+    router = Router(name="errors")
+    router.errors.register(on_error)
+    return router

@@ -14,14 +14,11 @@ from bot.services.schemas import Profile
 from bot.utils.catalog import CatalogCache
 from bot.utils.dates import format_date
 
-router = Router(name="menu")
-
 
 def display_name(profile: Profile) -> str:
     return profile.first_name or (f"@{profile.username}" if profile.username else "")
 
 
-@router.message(CommandStart())
 async def start(message: Message, profile: Profile | None, i18n: I18nContext) -> None:
     if profile is None:
         await unavailable(message, i18n)
@@ -33,20 +30,17 @@ async def start(message: Message, profile: Profile | None, i18n: I18nContext) ->
     )
 
 
-@router.callback_query(MenuCB.filter(F.action == "home"))
 async def home(query: CallbackQuery, profile: Profile | None, i18n: I18nContext) -> None:
     name = display_name(profile) if profile else ""
     await edit_or_answer(query, i18n.get("welcome-back", name=name or "👋"), main_menu(i18n))
 
 
-@router.message(Command("help"))
 async def help_command(
     message: Message, settings: BotSettings, profile: Profile | None, i18n: I18nContext
 ) -> None:
     await message.answer(help_text(settings, profile, i18n), reply_markup=back_home(i18n))
 
 
-@router.callback_query(MenuCB.filter(F.action == "help"))
 async def help_button(
     query: CallbackQuery, settings: BotSettings, profile: Profile | None, i18n: I18nContext
 ) -> None:
@@ -77,7 +71,6 @@ async def status_text(
     return f"{plan}\n{i18n.get('status-model', provider=provider, model=model)}"
 
 
-@router.message(Command("status"))
 async def status_command(
     message: Message,
     backend: BackendClient,
@@ -90,7 +83,6 @@ async def status_command(
     await message.answer(text, reply_markup=main_menu(i18n))
 
 
-@router.callback_query(MenuCB.filter(F.action == "status"))
 async def status_button(
     query: CallbackQuery,
     backend: BackendClient,
@@ -122,7 +114,6 @@ def settings_view(profile: Profile, i18n: I18nContext) -> tuple[str, InlineKeybo
     return "\n".join(lines), settings_menu(profile, i18n)
 
 
-@router.message(Command("settings"))
 async def settings_command(message: Message, profile: Profile | None, i18n: I18nContext) -> None:
     if profile is None:
         await unavailable(message, i18n)
@@ -131,7 +122,6 @@ async def settings_command(message: Message, profile: Profile | None, i18n: I18n
     await message.answer(text, reply_markup=keyboard)
 
 
-@router.callback_query(MenuCB.filter(F.action == "settings"))
 async def settings_button(query: CallbackQuery, profile: Profile | None, i18n: I18nContext) -> None:
     if profile is None:
         await unavailable(query, i18n)
@@ -140,7 +130,6 @@ async def settings_button(query: CallbackQuery, profile: Profile | None, i18n: I
     await edit_or_answer(query, text, keyboard)
 
 
-@router.callback_query(SettingsCB.filter())
 async def change_setting(
     query: CallbackQuery,
     callback_data: SettingsCB,
@@ -171,7 +160,6 @@ async def new_chat_text(
     return i18n.get("new-chat", provider=provider, model=model)
 
 
-@router.message(Command("new"))
 async def new_command(
     message: Message, backend: BackendClient, catalogs: CatalogCache, i18n: I18nContext
 ) -> None:
@@ -179,7 +167,6 @@ async def new_command(
     await message.answer(await new_chat_text(message.from_user.id, backend, catalogs, i18n))
 
 
-@router.callback_query(MenuCB.filter(F.action == "new"))
 async def new_button(
     query: CallbackQuery, backend: BackendClient, catalogs: CatalogCache, i18n: I18nContext
 ) -> None:
@@ -196,15 +183,32 @@ def vip_text(settings: BotSettings, profile: Profile | None, i18n: I18nContext) 
     return f"{offer}\n\n{i18n.get('subscribe-soon')}"
 
 
-@router.message(Command("subscribe"))
 async def subscribe_command(
     message: Message, settings: BotSettings, profile: Profile | None, i18n: I18nContext
 ) -> None:
     await message.answer(vip_text(settings, profile, i18n), reply_markup=back_home(i18n))
 
 
-@router.callback_query(MenuCB.filter(F.action == "vip"))
 async def vip_button(
     query: CallbackQuery, settings: BotSettings, profile: Profile | None, i18n: I18nContext
 ) -> None:
     await edit_or_answer(query, vip_text(settings, profile, i18n), back_home(i18n))
+
+
+def create_router() -> Router:
+    """The menu handlers on a fresh router (one per dispatcher)."""
+    router = Router(name="menu")
+    router.message.register(start, CommandStart())
+    router.callback_query.register(home, MenuCB.filter(F.action == "home"))
+    router.message.register(help_command, Command("help"))
+    router.callback_query.register(help_button, MenuCB.filter(F.action == "help"))
+    router.message.register(status_command, Command("status"))
+    router.callback_query.register(status_button, MenuCB.filter(F.action == "status"))
+    router.message.register(settings_command, Command("settings"))
+    router.callback_query.register(settings_button, MenuCB.filter(F.action == "settings"))
+    router.callback_query.register(change_setting, SettingsCB.filter())
+    router.message.register(new_command, Command("new"))
+    router.callback_query.register(new_button, MenuCB.filter(F.action == "new"))
+    router.message.register(subscribe_command, Command("subscribe"))
+    router.callback_query.register(vip_button, MenuCB.filter(F.action == "vip"))
+    return router

@@ -12,8 +12,6 @@ from bot.services.backend import BackendClient, BackendError
 from bot.services.schemas import Profile
 from bot.utils.catalog import CatalogCache
 
-router = Router(name="model")
-
 
 async def providers_view(profile: Profile, catalogs: CatalogCache, i18n: I18nContext):  # type: ignore[no-untyped-def]
     catalog = await catalogs.get()
@@ -22,7 +20,6 @@ async def providers_view(profile: Profile, catalogs: CatalogCache, i18n: I18nCon
     return text, providers_menu(catalog, profile, i18n)
 
 
-@router.message(Command("model"))
 async def model_command(
     message: Message, profile: Profile | None, catalogs: CatalogCache, i18n: I18nContext
 ) -> None:
@@ -33,7 +30,6 @@ async def model_command(
     await message.answer(text, reply_markup=keyboard)
 
 
-@router.callback_query(MenuCB.filter(F.action == "model"))
 async def model_button(
     query: CallbackQuery, profile: Profile | None, catalogs: CatalogCache, i18n: I18nContext
 ) -> None:
@@ -44,7 +40,6 @@ async def model_button(
     await edit_or_answer(query, text, keyboard)
 
 
-@router.callback_query(ProviderCB.filter())
 async def choose_provider(
     query: CallbackQuery,
     callback_data: ProviderCB,
@@ -67,7 +62,6 @@ async def choose_provider(
     await edit_or_answer(query, text, models_menu(catalog, provider.key, profile, i18n))
 
 
-@router.callback_query(ModelCB.filter())
 async def choose_model(
     query: CallbackQuery,
     callback_data: ModelCB,
@@ -96,3 +90,13 @@ async def choose_model(
     if model.long_running:
         text += "\n" + i18n.get("model-long-running")
     await edit_or_answer(query, text, back_home(i18n))
+
+
+def create_router() -> Router:
+    """The model handlers on a fresh router (one per dispatcher)."""
+    router = Router(name="model")
+    router.message.register(model_command, Command("model"))
+    router.callback_query.register(model_button, MenuCB.filter(F.action == "model"))
+    router.callback_query.register(choose_provider, ProviderCB.filter())
+    router.callback_query.register(choose_model, ModelCB.filter())
+    return router

@@ -44,7 +44,7 @@ class RecordingSession(BaseSession):
         self,
         bot: Bot,
         method: TelegramMethod[Any],
-        timeout: int | None = None,  # noqa: ASYNC109 - BaseSession's signature
+        timeout: int | None = None,
     ) -> Any:
         self.requests.append((time.monotonic(), method))
         status, body = self.script.pop(0) if self.script else (200, success(method))

@@ -1,4 +1,4 @@
-"""Backend fixtures: settings, an engine on the migrated test database, rolled-back sessions."""
+"""Backend fixtures (shared with the bot tests): settings, engine, sessions, the answering API."""
 
 import itertools
 import os
@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -146,3 +147,59 @@ async def register(
         )
     )
     return telegram_id
+
+
+@pytest.fixture
+async def fake_providers():
+    """OpenAI, Perplexity and DeepSeek on loopback, scriptable per test."""
+    from tests.fakes.providers import start_fake_providers
+
+    async with start_fake_providers() as fake:
+        yield fake
+
+
+def fast_catalog(catalog: Catalog) -> Catalog:
+    """The shipped catalog with short timeouts and no background polling delays for tests."""
+    models = []
+    for entry in catalog.models:
+        update: dict[str, object] = {"timeout_s": 3.0}
+        if entry.key == "chatgpt-thinking":
+            update["history_budget_tokens"] = 60
+        models.append(entry.model_copy(update=update))
+    return catalog.model_copy(update={"models": models})
+
+
+def provider_settings(settings: Settings, fake, *, without: tuple[str, ...] = ()) -> Settings:
+    """Settings whose provider base URLs point at the fake (keys unset for `without`)."""
+    values: dict[str, object] = {"provider_max_retries": 0}
+    for name in ("openai", "perplexity", "deepseek"):
+        values[f"{name}_base_url"] = fake.base_url(name)
+        values[f"{name}_api_key"] = SecretStr("" if name in without else f"test-{name}-key")
+    return settings.model_copy(update=values)
+
+
+async def answering_client(settings: Settings, catalog: Catalog, engine: AsyncEngine):
+    """An API client whose backend answers through the real adapters."""
+    from backend.services.providers.registry import ProviderRegistry
+
+    registry = ProviderRegistry.from_settings(settings, catalog)
+    application = create_app(settings, catalog)
+    bind_state(application, settings, engine, catalog, providers=registry)
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=application),
+        base_url="http://backend.test",
+        headers={"Authorization": f"Bearer {TEST_TOKEN}"},
+        timeout=30,
+    )
+    return client, registry
+
+
+@pytest.fixture
+async def api(settings, catalog, engine, fake_providers):
+    """The backend answering with every provider configured against the fake."""
+    client, registry = await answering_client(
+        provider_settings(settings, fake_providers), fast_catalog(catalog), engine
+    )
+    yield client
+    await client.aclose()
+    await registry.aclose()
