@@ -101,6 +101,11 @@ class Settings(DatabaseSettings):
             raise ValueError(f"unknown log level {value!r}")
         return level
 
+    @field_validator("system_prompt")
+    @classmethod
+    def _default_prompt_when_empty(cls, value: str) -> str:
+        return value.strip() or DEFAULT_SYSTEM_PROMPT
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> "Settings":
         token = self.internal_api_token.get_secret_value()

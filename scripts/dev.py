@@ -1,5 +1,7 @@
 """Local development without Docker: `run`, `migrate`, `revision MESSAGE`.
 
+`run` starts the backend and, when BOT_TOKEN is set, the bot in long-polling mode.
+
 The database is DATABASE_URL when set, else PostgreSQL on 127.0.0.1:5432 if it answers,
 else an embedded PostgreSQL whose data lives in .data/postgres.
 """
@@ -11,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
@@ -19,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from alembic import command  # noqa: E402
+from dotenv import dotenv_values  # noqa: E402
 
 from backend.database.migrate import alembic_config, upgrade  # noqa: E402
 from scripts.local_db import create_database, drop_database, find_server  # noqa: E402
@@ -44,28 +48,43 @@ def dev_database() -> Iterator[str]:
 
 
 def run() -> int:
-    """Start the backend (and, once it exists, the bot) until Ctrl-C."""
+    """Start the backend, and the bot in long-polling mode when BOT_TOKEN is set, until Ctrl-C."""
+    dotenv = {k: v for k, v in dotenv_values(ROOT / ".env").items() if v is not None}
     with dev_database() as url:
+        port = os.environ.get("BACKEND_PORT", "8000")
         env = {
             **os.environ,
             "APP_ENV": os.environ.get("APP_ENV", "development"),
             "DATABASE_URL": url,
             "INTERNAL_API_TOKEN": os.environ.get("INTERNAL_API_TOKEN", DEV_TOKEN),
             "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console"),
+            "BACKEND_PORT": port,
         }
-        backend = subprocess.Popen([sys.executable, "-m", "backend"], cwd=ROOT, env=env)
-        port = env.get("BACKEND_PORT", "8000")
+        processes = [subprocess.Popen([sys.executable, "-m", "backend"], cwd=ROOT, env=env)]
         print(f"dev: backend on http://127.0.0.1:{port} (token: {env['INTERNAL_API_TOKEN']!r})")
+        if os.environ.get("BOT_TOKEN") or dotenv.get("BOT_TOKEN"):
+            bot_env = {
+                **env,
+                "BOT_MODE": "polling",
+                "BACKEND_URL": f"http://127.0.0.1:{port}",
+            }
+            processes.append(subprocess.Popen([sys.executable, "-m", "bot"], cwd=ROOT, env=bot_env))
+            print("dev: bot is long-polling Telegram; message it to try")
+        else:
+            print("dev: set BOT_TOKEN (from @BotFather) in .env to run the bot as well")
 
         def stop(_signum: int, _frame: FrameType | None) -> None:
-            backend.terminate()
+            for process in processes:
+                process.terminate()
 
         signal.signal(signal.SIGTERM, stop)
         try:
-            return backend.wait()
+            while all(process.poll() is None for process in processes):
+                time.sleep(0.5)
         except KeyboardInterrupt:
-            backend.terminate()
-            return backend.wait()
+            pass
+        stop(signal.SIGTERM, None)
+        return max(process.wait() for process in processes)
 
 
 def migrate() -> int:

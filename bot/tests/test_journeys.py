@@ -174,15 +174,12 @@ async def test_provider_failure_gets_an_apology_and_nothing_charged(env, user_id
 
 
 async def test_backend_down_tells_the_user_quickly(env, user_id):
-    import httpx
-
     from bot.services.backend import BackendClient
 
     env.dp.workflow_data["backend"] = BackendClient("http://127.0.0.1:9", "x")
     env.dp["profiles"]._items.clear()
     await env.send(message_update(user_id, "Hello"))
     assert "temporarily unavailable" in env.telegram.sent_texts()[-1]
-    del httpx
 
 
 async def test_reasoning_shows_as_an_expandable_quote(env, user_id):

@@ -1,0 +1,62 @@
+"""The webhook server: Telegram's secret header is required; setWebhook is called at start."""
+
+import socket
+
+import httpx
+
+from bot.main import create_webhook_app
+from bot.tests.conftest import bot_settings
+from bot.tests.telegram import message_update
+
+SECRET = "webhook-secret-0123456789abcdef0123"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def serve(env):
+    from aiohttp import web
+
+    config = bot_settings(
+        webhook_secret=SECRET, webhook_base_url="https://bot.example.test", webhook_path="/tg/hook"
+    )
+    app = create_webhook_app(config, env.bot, env.dp, env.backend)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def test_wrong_secret_is_refused_and_nothing_happens(env, user_id):
+    runner, url = await serve(env)
+    try:
+        env.telegram.calls.clear()
+        async with httpx.AsyncClient() as http:
+            wrong = await http.post(
+                f"{url}/tg/hook",
+                json=message_update(user_id, "/start"),
+                headers={"X-Telegram-Bot-Api-Secret-Token": "nope"},
+            )
+            missing = await http.post(f"{url}/tg/hook", json=message_update(user_id, "/start"))
+        assert (wrong.status_code, missing.status_code) == (401, 401)
+        assert env.telegram.named("SendMessage") == []
+    finally:
+        await runner.cleanup()
+
+
+async def test_start_sets_the_webhook_with_secret_and_updates(env, user_id):
+    runner, url = await serve(env)
+    try:
+        [call] = env.telegram.named("SetWebhook")
+        assert call.params["url"] == "https://bot.example.test/tg/hook"
+        assert call.params["secret_token"] == SECRET
+        assert "callback_query" in call.params["allowed_updates"]
+        async with httpx.AsyncClient() as http:
+            health = await http.get(f"{url}/health")
+        assert health.status_code == 200
+    finally:
+        await runner.cleanup()
