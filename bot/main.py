@@ -9,7 +9,6 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.types import BotCommand, LinkPreviewOptions, Message
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
-from aiogram_i18n import I18nContext
 from aiohttp import web
 
 from bot.config import BotMode, BotSettings
@@ -19,7 +18,7 @@ from bot.middlewares.ordering import OrderingMiddleware, UserQueue
 from bot.middlewares.subscription import AllowanceMiddleware
 from bot.services.backend import BackendClient
 from bot.utils.catalog import CatalogCache
-from bot.utils.i18n import LANGUAGES, create_i18n
+from bot.utils.i18n import LANGUAGES, create_i18n, language_of
 from bot.utils.logging import get_logger
 from bot.utils.telegram_limits import TelegramLimits
 
@@ -49,12 +48,6 @@ def create_bot(
     return bot
 
 
-async def busy(message: Message, data: dict[str, object]) -> None:
-    i18n = data.get("i18n")
-    if isinstance(i18n, I18nContext):
-        await message.answer(i18n.get("busy"))
-
-
 def create_dispatcher(settings: BotSettings, backend: BackendClient) -> Dispatcher:
     """Routers, middlewares and collaborators; handlers receive these as parameters."""
     profiles = ProfileCache()
@@ -66,17 +59,25 @@ def create_dispatcher(settings: BotSettings, backend: BackendClient) -> Dispatch
         catalogs=CatalogCache(backend),
         queue=queue,
     )
-    # Order matters: the profile first, then the language read from it.
+    i18n = create_i18n()
+
+    async def busy(message: Message) -> None:
+        language = language_of(
+            profiles.get(message.from_user.id) if message.from_user else None, message.from_user
+        )
+        await message.answer(i18n.core.get("busy", language))
+
+    # Order matters: the place in the user's queue first, then the profile, then the
+    # language read from it.
+    dp.update.outer_middleware(OrderingMiddleware(queue, busy))
     dp.update.outer_middleware(UserMiddleware(backend, profiles))
-    create_i18n().setup(dispatcher=dp)
+    i18n.setup(dispatcher=dp)
     dp.update.outer_middleware(AllowanceMiddleware())
-    chat_router = chat.create_router()
-    chat_router.message.middleware(OrderingMiddleware(queue, busy))
     dp.include_routers(
         errors.create_router(),
         menu.create_router(),
         model.create_router(),
-        chat_router,
+        chat.create_router(),
         common.create_router(),
     )
     dp.startup.register(set_commands)

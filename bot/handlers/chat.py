@@ -8,6 +8,7 @@ from aiogram.types import InlineKeyboardMarkup, Message
 from aiogram.utils.chat_action import ChatActionSender
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from aiogram_i18n import I18nContext
+from aiogram_i18n.exceptions import KeyNotFoundError
 
 from bot.config import BotSettings
 from bot.handlers.common import unavailable
@@ -224,7 +225,7 @@ def error_sentence(code: str, i18n: I18nContext, **values: object) -> str:
     """The localized sentence for a backend error code (a generic apology for unknown ones)."""
     try:
         return i18n.get(f"error-{code}", **values)
-    except KeyError:
+    except KeyNotFoundError:
         return i18n.get("error-generic")
 
 

@@ -5,7 +5,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import Message, TelegramObject
+from aiogram.types import Message, TelegramObject, Update
 
 from bot.utils.logging import get_logger
 
@@ -41,11 +41,13 @@ class UserQueue:
 
 
 class OrderingMiddleware(BaseMiddleware):
-    """Serialise a user's messages; past the bound the user is asked to wait."""
+    """Serialise a user's messages; past the bound the user is asked to wait.
 
-    def __init__(
-        self, queue: UserQueue, on_busy: Callable[[Message, dict[str, Any]], Awaitable[Any]]
-    ) -> None:
+    Registered as the first update middleware: the place in the queue is taken before any
+    await, so messages are answered in the order Telegram delivered them.
+    """
+
+    def __init__(self, queue: UserQueue, on_busy: Callable[[Message], Awaitable[Any]]) -> None:
         self._queue = queue
         self._on_busy = on_busy
 
@@ -55,10 +57,11 @@ class OrderingMiddleware(BaseMiddleware):
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
-        if not isinstance(event, Message) or event.from_user is None:
+        message = event.message if isinstance(event, Update) else None
+        if message is None or message.from_user is None:
             return await handler(event, data)
-        user_id = event.from_user.id
+        user_id = message.from_user.id
         if self._queue.busy_beyond_bound(user_id):
             log.info("user_busy", user_id=user_id)
-            return await self._on_busy(event, data)
+            return await self._on_busy(message)
         return await self._queue.run(user_id, lambda: handler(event, data))

@@ -208,3 +208,68 @@ async def test_command_menu_is_registered_in_both_languages(env):
     assert {c.params.get("language_code") for c in calls} == {None, "ru", "en"}
     ru = next(c for c in calls if c.params.get("language_code") == "ru")
     assert {"command": "model", "description": "Выбрать модель ИИ"} in ru.params["commands"]
+
+
+async def test_burst_from_one_user_is_answered_in_order(env, user_id):
+    import asyncio
+
+    env.fake.script("openai", text="answer", first_delay_s=0.05)
+    updates = [message_update(user_id, f"question {n}") for n in range(3)]
+    await asyncio.gather(*(env.send(update) for update in updates))
+    asked = [r.body["input"][-1]["content"] for r in env.fake.requests("openai")]
+    assert asked == ["question 0", "question 1", "question 2"]
+    assert len([c for c in env.telegram.named("SendMessage") if c.text.strip() == "answer"]) == 3
+
+
+async def test_burst_beyond_the_bound_is_asked_to_wait(env, user_id):
+    import asyncio
+
+    env.fake.script("openai", text="answer", first_delay_s=0.2)
+    limit = env.settings.max_waiting_per_user
+    updates = [message_update(user_id, f"q{n}") for n in range(limit + 3)]
+    await asyncio.gather(*(env.send(update) for update in updates))
+    texts = env.telegram.sent_texts()
+    waits = [t for t in texts if t.startswith("I'm still answering")]
+    answers = [t for t in texts if t.strip() == "answer"]
+    assert waits and answers
+    assert len(waits) + len(answers) == limit + 3
+
+
+async def test_every_main_menu_button_leads_somewhere(env, user_id):
+    await env.send(message_update(user_id, "/start"))
+    buttons = env.telegram.named("SendMessage")[-1].buttons()
+    for _, data in buttons:
+        before = len(env.telegram.calls)
+        await env.send(callback_update(user_id, data))
+        new_calls = env.telegram.calls[before:]
+        shown = [c for c in new_calls if c.method in ("EditMessageText", "SendMessage")]
+        assert shown and shown[-1].text, data
+        answered = [c for c in new_calls if c.method == "AnswerCallbackQuery"]
+        assert answered and "outdated" not in answered[-1].text, data
+
+
+async def test_every_backend_error_code_has_a_sentence_in_both_languages(env):
+    from aiogram_i18n import I18nContext
+
+    from bot.handlers.chat import error_sentence
+
+    codes = [
+        "provider_timeout",
+        "provider_rate_limited",
+        "provider_unavailable",
+        "provider_error",
+        "content_refused",
+        "context_too_long",
+        "provider_not_configured",
+        "message_too_long",
+        "duplicate_request",
+        "unknown_model",
+    ]
+    middleware = env.dp["i18n_middleware"]
+    for locale in ("en", "ru"):
+        i18n = I18nContext(locale=locale, core=middleware.core, manager=middleware.manager, data={})
+        generic = i18n.get("error-generic")
+        for code in codes:
+            sentence = error_sentence(code, i18n, limit=4096)
+            assert sentence and sentence != generic, (locale, code)
+        assert error_sentence("something_new", i18n) == generic
