@@ -3,7 +3,7 @@
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -70,7 +70,14 @@ class Settings(DatabaseSettings):
     internal_api_token: SecretStr = SecretStr("")
     free_messages_limit: int = Field(default=10, ge=0, le=1_000_000)
     vip_period_days: int = Field(default=30, ge=1, le=3660)
-    vip_price_stars: int = Field(default=250, ge=1, le=100_000)
+    vip_price_stars: int = Field(default=250, ge=1, le=10_000)
+    # "subscription": a Stars subscription renewed monthly by Telegram; "one_off": one month.
+    vip_payment_mode: Literal["subscription", "one_off"] = "subscription"
+    vip_price_amount: int | None = Field(default=None, ge=1)  # fiat rail, in minor units
+    vip_price_currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    invoice_ttl_hours: int = Field(default=48, ge=1, le=24 * 30)
+    payment_webhook_secret: SecretStr = SecretStr("")
+    payment_webhook_tolerance_s: int = Field(default=300, ge=1, le=3600)
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     model_catalog_path: Path | None = None
     openai_api_key: SecretStr = SecretStr("")

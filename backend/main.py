@@ -18,7 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.api import conversations, credits, models, process_message, trial, users
+from backend.api import (
+    conversations,
+    credits,
+    models,
+    payments,
+    process_message,
+    trial,
+    users,
+    webhook,
+)
 from backend.api.dependencies import require_internal_token
 from backend.config import Settings
 from backend.database.session import create_engine, create_sessionmaker
@@ -106,7 +115,9 @@ def create_app(
     api.include_router(process_message.router)
     api.include_router(models.router)
     api.include_router(conversations.router)
+    api.include_router(payments.router)
     app.include_router(api)
+    app.include_router(webhook.router)
 
     @app.get("/health", tags=["health"], responses={503: {"model": HealthOut}})
     async def health(request: Request) -> JSONResponse:

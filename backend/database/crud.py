@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, func, literal_column, select, update
+from sqlalchemy import Boolean, case, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -162,6 +162,26 @@ async def extend_subscription(
     )
     result = await session.execute(stmt.returning(Subscription.expires_at))
     return result.scalar_one()
+
+
+async def revoke_subscription_time(
+    session: AsyncSession, user_id: int, period: timedelta, now: datetime
+) -> None:
+    """Take back `period` of VIP (a refunded payment); renewal stops."""
+    remaining = func.greatest(Subscription.expires_at - period, now)
+    await session.execute(
+        update(Subscription)
+        .where(Subscription.user_id == user_id)
+        .values(
+            expires_at=remaining,
+            auto_renew=False,
+            status=case(
+                (remaining <= now, SubscriptionStatus.REFUNDED.value),
+                else_=Subscription.status,
+            ),
+            updated_at=func.now(),
+        )
+    )
 
 
 async def current_conversation_id(session: AsyncSession, user_id: int) -> int:

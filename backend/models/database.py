@@ -251,3 +251,14 @@ class CreditHistory(Base):
     message_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("messages_log.id"))
     reason: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = _created_at()
+
+
+class PaymentEvent(Base):
+    """A payment provider's webhook event, kept so a replayed event is applied once."""
+
+    __tablename__ = "payment_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    event_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    received_at: Mapped[datetime] = _created_at()

@@ -230,3 +230,133 @@ class CatalogOut(ApiModel):
 class ConversationOut(ApiModel):
     conversation_id: int
     created_at: datetime
+
+
+PaymentRailName = Literal["stars", "fiat"]
+ChargeId = Annotated[SafeStr, Field(min_length=1, max_length=255)]
+Payload = Annotated[SafeStr, Field(min_length=1, max_length=128)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
+class PlanOut(ApiModel):
+    """What VIP costs on each rail the operator configured."""
+
+    stars_amount: int
+    period_days: int
+    subscription: bool  # True: a Stars subscription renewed monthly by Telegram
+    subscription_period_s: int | None
+    fiat_amount: int | None
+    fiat_currency: str | None
+
+
+class OfferIn(ApiModel):
+    telegram_id: TelegramId
+    rail: PaymentRailName = "stars"
+
+
+class InvoiceOut(ApiModel):
+    """Everything the bot needs for createInvoiceLink / sendInvoice (minus its own token)."""
+
+    payload: str
+    currency: str
+    amount: int
+    period_days: int
+    subscription_period_s: int | None
+    rail: PaymentRailName
+    expires_at: datetime
+
+
+class PreCheckoutIn(ApiModel):
+    telegram_id: TelegramId
+    payload: Payload
+    currency: Currency
+    total_amount: Annotated[int, Field(ge=0, le=10**12)]
+
+
+class PreCheckoutOut(ApiModel):
+    ok: bool
+    error_code: str | None = None
+    message: str | None = None
+
+
+class SuccessfulPaymentIn(ApiModel):
+    """Telegram's `successful_payment`, as the bot received it."""
+
+    telegram_id: TelegramId
+    payload: Payload
+    currency: Currency
+    total_amount: Annotated[int, Field(gt=0, le=10**12)]
+    telegram_payment_charge_id: ChargeId
+    provider_payment_charge_id: Annotated[SafeStr, Field(max_length=255)] | None = None
+    is_recurring: bool = False
+    is_first_recurring: bool = False
+    subscription_expiration_date: datetime | None = None
+
+
+class PaymentOut(ApiModel):
+    transaction_id: int
+    duplicate: bool  # this charge was recorded before: nothing changed now
+    vip_extended: bool
+    vip_expires_at: datetime | None
+    error_code: str | None = None
+
+
+class TransactionOut(ApiModel):
+    id: int
+    telegram_id: int
+    rail: str
+    status: str
+    amount: int
+    currency: str
+    telegram_payment_charge_id: str | None
+    is_recurring: bool
+    paid_at: datetime | None
+    refunded_at: datetime | None
+
+
+class RefundIn(ApiModel):
+    telegram_payment_charge_id: ChargeId
+    admin_telegram_id: TelegramId | None = None  # set for an operator's refund (checked)
+
+
+class RefundOut(ApiModel):
+    refunded: bool  # False when it was refunded before
+    telegram_id: int
+    vip_expires_at: datetime | None
+
+
+class SubscriptionOut(ApiModel):
+    telegram_id: int
+    is_vip: bool
+    vip_expires_at: datetime | None
+    auto_renew: bool
+    status: str | None
+    telegram_charge_id: str | None
+
+
+class AutoRenewIn(ApiModel):
+    enabled: bool
+
+
+class SubscriptionStateIn(ApiModel):
+    """Telegram's subscription update: the user canceled, re-enabled, or renewal failed."""
+
+    telegram_id: TelegramId
+    state: Literal["canceled", "active", "failed"]
+
+
+class PaymentEventIn(ApiModel):
+    """An external payment provider's notification (signed; see the README)."""
+
+    event_id: Annotated[SafeStr, Field(min_length=1, max_length=128)]
+    type: Literal["payment.succeeded", "payment.refunded"]
+    telegram_id: TelegramId
+    amount: Annotated[int, Field(gt=0, le=10**12)]
+    currency: Currency
+    charge_id: ChargeId
+    payload: Payload | None = None
+
+
+class PaymentEventOut(ApiModel):
+    event_id: str
+    duplicate: bool

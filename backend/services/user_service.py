@@ -84,8 +84,14 @@ class UserService:
         self._catalog = catalog
         self._clock = clock
 
-    async def register(self, profile: TelegramProfile) -> tuple[UserProfile, bool]:
-        """Register on first contact (granting the free allowance) or refresh the profile."""
+    async def register(
+        self, profile: TelegramProfile, *, commit: bool = True
+    ) -> tuple[UserProfile, bool]:
+        """Register on first contact (granting the free allowance) or refresh the profile.
+
+        `commit=False` lets a larger use case (a payment webhook) include it in its own
+        transaction.
+        """
         default = self._catalog.default
         user, created = await crud.upsert_user(
             self._session,
@@ -103,7 +109,8 @@ class UserService:
         if created:
             await self._grant_free_allowance(user)
         result = build_profile(user, await quota_state(self._session, user, self._clock()))
-        await self._session.commit()
+        if commit:
+            await self._session.commit()
         return result, created
 
     async def _grant_free_allowance(self, user: User) -> None:

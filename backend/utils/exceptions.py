@@ -77,3 +77,27 @@ class MessageTooLong(DomainError):
     code = "message_too_long"
     status_code = 422
     default_message = "The message is longer than the limit."
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+    status_code = 403
+    default_message = "This action is for the bot's operators."
+
+
+class TransactionNotFound(DomainError):
+    code = "transaction_not_found"
+    status_code = 404
+    default_message = "No payment with this charge id."
+
+
+class BadSignature(DomainError):
+    code = "bad_signature"
+    status_code = 401
+    default_message = "The webhook signature is missing, wrong or too old."
+
+
+class WebhookNotConfigured(DomainError):
+    code = "webhook_not_configured"
+    status_code = 404
+    default_message = "Payment webhooks are not enabled on this server."

@@ -1,0 +1,344 @@
+"""The whole system as operators run it: `python -m backend` and `python -m bot` as processes.
+
+The processes talk to loopback fakes of the outside world (the AI providers and the Telegram Bot
+API), served in the tests' event loop; tests act as Telegram users and read what the fake
+Telegram received, as the user would see it.
+"""
+
+import asyncio
+import itertools
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.providers import FLAVOURS, FakeProviders, start_fake_providers
+from tests.fakes.telegram import Call, FakeTelegram, start_fake_telegram
+
+ROOT = Path(__file__).resolve().parents[2]
+BOT_TOKEN = "123456:TEST-e2e-bot-token-0a1b2c3d4e5f"
+INTERNAL_TOKEN = "e2e-internal-token-" + secrets.token_hex(16)
+# Telegram allows only A-Z, a-z, 0-9, _ and - in a webhook secret.
+WEBHOOK_SECRET = "e2e-webhook-secret-" + secrets.token_hex(16)
+WEBHOOK_BASE_URL = "https://bot.example.test"
+WEBHOOK_PATH = "/telegram/webhook"
+PROVIDER_KEYS = {flavour: f"sk-e2e-{flavour}-{secrets.token_hex(8)}" for flavour in FLAVOURS}
+STARTUP_TIMEOUT_S = 30.0
+SECRETS = (BOT_TOKEN, INTERNAL_TOKEN, WEBHOOK_SECRET, *PROVIDER_KEYS.values())
+
+_user_ids = itertools.count(7_000_000_000 + secrets.randbelow(10**6) * 1000)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def service_env(**values: str) -> dict[str, str]:
+    """Only what the service is given: nothing leaks in from the developer's shell."""
+    keep = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG"}}
+    return {**keep, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **values}
+
+
+@dataclass
+class Service:
+    """A service process whose output is collected as it runs (and shown when a test fails)."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    lines: list[str] = field(default_factory=list)
+    reader: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(cls, name: str, args: list[str], env: dict[str, str], cwd: Path) -> "Service":
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *args,
+            cwd=cwd,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        service = cls(name, process)
+        service.reader = asyncio.create_task(service._read())
+        return service
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        async for line in self.process.stdout:
+            self.lines.append(line.decode(errors="replace").rstrip())
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def tail(self, count: int = 150) -> str:
+        return "\n".join(self.lines[-count:])
+
+    async def wait_healthy(self, url: str, client: httpx.AsyncClient) -> None:
+        """Until GET url answers 200; fails with the output if the process exits first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STARTUP_TIMEOUT_S
+        while loop.time() < deadline:
+            if self.process.returncode is not None:
+                assert self.reader is not None
+                await self.reader
+                pytest.fail(f"{self.name} exited with {self.process.returncode}:\n{self.output}")
+            try:
+                if (await client.get(url, timeout=1)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            # A readiness probe, as a container healthcheck would poll; not test synchronisation.
+            await asyncio.sleep(0.05)
+        pytest.fail(f"{self.name} was not healthy within {STARTUP_TIMEOUT_S} s:\n{self.output}")
+
+    async def stop(self) -> int:
+        """SIGTERM, as Docker sends it; killed if it has not exited within 30 s."""
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(30):
+                    await self.process.wait()
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        if self.reader is not None:
+            await self.reader
+        assert self.process.returncode is not None
+        return self.process.returncode
+
+
+@dataclass
+class System:
+    """The running services and the fakes they talk to."""
+
+    telegram: FakeTelegram
+    providers: FakeProviders
+    backend: Service
+    bot: Service
+    backend_url: str
+    bot_url: str
+    http: httpx.AsyncClient
+
+    @property
+    def services(self) -> tuple[Service, ...]:
+        return (self.backend, self.bot)
+
+    async def post_raw_update(
+        self, update: dict[str, Any], secret: str | None = None
+    ) -> httpx.Response:
+        """POST an update to the webhook with any secret header (None: no header at all)."""
+        headers = {} if secret is None else {"X-Telegram-Bot-Api-Secret-Token": secret}
+        return await self.http.post(
+            f"{self.bot_url}{WEBHOOK_PATH}", json=update, headers=headers, timeout=5
+        )
+
+    def reset_provider_scripts(self) -> None:
+        """Every flavour back to its default answer; the recorded requests stay."""
+        for flavour in FLAVOURS:
+            self.providers.script(flavour)
+
+    def provider_requests_with(self, needle: str) -> dict[str, list[Any]]:
+        """Answer requests per flavour whose body mentions `needle` (a question's text)."""
+        found: dict[str, list[Any]] = {flavour: [] for flavour in FLAVOURS}
+        for request in self.providers.requests():
+            if request.method == "POST" and needle in str(request.body):
+                found[request.flavour].append(request)
+        return found
+
+
+class TelegramUser:
+    """One person in a private chat with the bot: sends what Telegram would deliver."""
+
+    def __init__(self, system: System, user_id: int, language: str = "en") -> None:
+        self.system = system
+        self.id = user_id
+        self.user = system.telegram.user(user_id, "Anna", language_code=language)
+        self._seen = -1  # calls up to this seq were already looked at by `next_*`
+
+    @property
+    def telegram(self) -> FakeTelegram:
+        return self.system.telegram
+
+    async def deliver(self, update: dict[str, Any]) -> None:
+        """Deliver an update as Telegram does: to the registered webhook, with its secret."""
+        status = await self.telegram.deliver(update, via=self.system.bot_url)
+        assert status == 200, f"the bot answered the webhook with {status}"
+
+    async def send(self, text: str) -> dict[str, Any]:
+        """Write a message to the bot; the Message as delivered."""
+        update = self.telegram.message_update(self.user, text)
+        await self.deliver(update)
+        return update["message"]
+
+    async def press(self, message: Call, button: str) -> dict[str, Any]:
+        """Press the inline button labelled `button` under a message the bot sent."""
+        update = self.telegram.callback_update(self.user, message, button=button)
+        await self.deliver(update)
+        return update["callback_query"]
+
+    def calls(self, *methods: str) -> list[Call]:
+        """Bot API calls concerning this chat (of these methods if given), in order."""
+        wanted = {m.lower() for m in methods}
+        return [
+            c
+            for c in self.telegram.calls(chat_id=self.id)
+            if not wanted or c.method.lower() in wanted
+        ]
+
+    def messages(self) -> list[Call]:
+        """Messages the user received (sendMessage that Telegram accepted)."""
+        return [c for c in self.calls("sendMessage") if c.ok]
+
+    async def wait(
+        self, predicate: Callable[[Call], bool], count: int = 1, timeout: float = 10.0
+    ) -> list[Call]:
+        """Calls in this chat matching predicate, once there are `count` of them."""
+        return await self.telegram.wait_for(
+            lambda c: c.chat_id == self.id and predicate(c), count=count, timeout=timeout
+        )
+
+    async def next_shown(
+        self, *methods: str, predicate: Callable[[Call], bool] | None = None
+    ) -> Call:
+        """The next accepted call of these methods in this chat not yet returned by next_*."""
+        names = {m.lower() for m in methods}
+
+        def fresh(call: Call) -> bool:
+            return (
+                call.seq > self._seen
+                and call.ok
+                and call.method.lower() in names
+                and (predicate is None or predicate(call))
+            )
+
+        found = (await self.wait(fresh))[0]
+        self._seen = found.seq
+        return found
+
+    async def next_message(self, predicate: Callable[[Call], bool] | None = None) -> Call:
+        """The next message the user receives."""
+        return await self.next_shown("sendMessage", predicate=predicate)
+
+    async def next_edit(self) -> Call:
+        """The next message edited in place (a menu changing after a button press)."""
+        return await self.next_shown("editMessageText")
+
+    async def ask(self, text: str) -> Call:
+        """Ask a question; the last message of the reply (it carries the follow-up buttons)."""
+        await self.send(text)
+        return await self.next_message(lambda c: bool(c.buttons()))
+
+    async def status(self) -> str:
+        """What /status shows."""
+        await self.send("/status")
+        return (await self.next_message(lambda c: c.text.startswith("Plan:"))).text
+
+
+@pytest.fixture(scope="module")
+def e2e_database(scratch_database: Callable[[], str]) -> str:
+    """A fresh database set up the way a deploy does it: `scripts/init_db.py`."""
+    url = scratch_database()
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "init_db.py")],
+        cwd=ROOT,
+        env=service_env(DATABASE_URL=url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return url
+
+
+@pytest.fixture(scope="module")
+async def system(
+    e2e_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[System]:
+    """Backend and bot processes against the fakes; stopped (and checked) at the end."""
+    # An empty working directory: a developer's .env cannot change what is tested.
+    workdir = tmp_path_factory.mktemp("e2e-services")
+    backend_port, bot_port = free_port(), free_port()
+    backend_url = f"http://127.0.0.1:{backend_port}"
+    bot_url = f"http://127.0.0.1:{bot_port}"
+    async with (
+        start_fake_providers() as providers,
+        start_fake_telegram(BOT_TOKEN) as telegram,
+        httpx.AsyncClient() as http,
+    ):
+        backend_env = service_env(
+            APP_ENV="production",
+            DATABASE_URL=e2e_database,
+            INTERNAL_API_TOKEN=INTERNAL_TOKEN,
+            BACKEND_HOST="127.0.0.1",
+            BACKEND_PORT=str(backend_port),
+            LOG_FORMAT="json",
+            PROVIDER_MAX_RETRIES="0",
+            **{f"{flavour.upper()}_API_KEY": key for flavour, key in PROVIDER_KEYS.items()},
+            **{f"{f.upper()}_BASE_URL": providers.base_url(f) for f in FLAVOURS},
+        )
+        bot_env = service_env(
+            APP_ENV="production",
+            BOT_MODE="webhook",
+            BOT_TOKEN=BOT_TOKEN,
+            TELEGRAM_API_BASE=telegram.base_url,
+            WEBHOOK_BASE_URL=WEBHOOK_BASE_URL,
+            WEBHOOK_PATH=WEBHOOK_PATH,
+            WEBHOOK_SECRET=WEBHOOK_SECRET,
+            BOT_HOST="127.0.0.1",
+            BOT_PORT=str(bot_port),
+            BACKEND_URL=backend_url,
+            INTERNAL_API_TOKEN=INTERNAL_TOKEN,
+            LOG_FORMAT="json",
+            # Drafts a few times a second, so a short streamed answer shows its growth.
+            STREAM_INTERVAL_S="0.25",
+        )
+        backend = await Service.start("backend", ["-m", "backend"], backend_env, workdir)
+        bot = await Service.start("bot", ["-m", "bot"], bot_env, workdir)
+        running = System(telegram, providers, backend, bot, backend_url, bot_url, http)
+        try:
+            await asyncio.gather(
+                backend.wait_healthy(f"{backend_url}/health", http),
+                bot.wait_healthy(f"{bot_url}/health", http),
+            )
+            await telegram.wait_for("setWebhook", timeout=STARTUP_TIMEOUT_S)
+            yield running
+        finally:
+            codes = {"bot": await bot.stop(), "backend": await backend.stop()}
+        outputs = f"--- bot ---\n{bot.tail()}\n--- backend ---\n{backend.tail()}"
+        # uvicorn re-raises SIGTERM once it has shut down cleanly.
+        assert codes["bot"] == 0 and codes["backend"] in (0, -15), (codes, outputs)
+        assert '"event": "bot_stopped"' in bot.output, outputs
+        assert '"event": "backend_stopped"' in backend.output, outputs
+        for service in running.services:
+            leaked = [name for name in SECRETS if name in service.output]
+            assert not leaked, f"{service.name} logged a secret:\n{outputs}"
+
+
+@pytest.fixture
+def user(system: System) -> Iterator[TelegramUser]:
+    """A Telegram user of their own for each test; provider scripts reset afterwards."""
+    yield TelegramUser(system, next(_user_ids))
+    system.reset_provider_scripts()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """On a failed journey, show what the services logged."""
+    report = yield
+    running = getattr(item, "funcargs", {}).get("system")
+    if report.failed and isinstance(running, System):
+        for service in running.services:
+            report.sections.append((f"{service.name} output (last lines)", service.tail()))
+    return report
