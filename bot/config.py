@@ -54,6 +54,9 @@ class BotSettings(BaseSettings):
     internal_api_token: SecretStr = SecretStr("")
     redis_url: str | None = None
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    payment_provider_token: SecretStr = SecretStr("")  # optional fiat rail
+    # Telegram waits 10 s for the pre-checkout answer; the backend gets this long of it.
+    pre_checkout_timeout_s: float = Field(default=8.0, gt=0, le=9.5)
     free_messages_limit: int = Field(default=10, ge=0)
     vip_price_stars: int = Field(default=250, ge=1)
     vip_period_days: int = Field(default=30, ge=1)

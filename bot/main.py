@@ -12,7 +12,7 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_applicati
 from aiohttp import web
 
 from bot.config import BotMode, BotSettings
-from bot.handlers import chat, common, errors, menu, model
+from bot.handlers import chat, common, errors, menu, model, payments
 from bot.middlewares.auth import ProfileCache, UserMiddleware
 from bot.middlewares.ordering import OrderingMiddleware, UserQueue
 from bot.middlewares.subscription import AllowanceMiddleware
@@ -25,7 +25,13 @@ from bot.utils.telegram_limits import TelegramLimits
 log = get_logger("bot.main")
 
 COMMANDS = ("start", "model", "new", "status", "settings", "subscribe", "help")
-ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query", "my_chat_member"]
+ALLOWED_UPDATES = [
+    "message",
+    "callback_query",
+    "pre_checkout_query",
+    "subscription",
+    "my_chat_member",
+]
 
 
 def create_bot(
@@ -77,6 +83,7 @@ def create_dispatcher(settings: BotSettings, backend: BackendClient) -> Dispatch
         errors.create_router(),
         menu.create_router(),
         model.create_router(),
+        payments.create_router(),
         chat.create_router(),
         common.create_router(),
     )
@@ -108,12 +115,46 @@ async def run_polling(settings: BotSettings) -> None:
         await bot.session.close()
 
 
+# Money moves in these updates: they are processed before Telegram gets its 200, so a failure
+# makes Telegram deliver them again. Everything else is acknowledged at once and handled in
+# the background (a chat answer can take minutes; the backend de-duplicates by message id).
+ACK_AFTER_PROCESSING = ("successful_payment", "refunded_payment")
+
+
+class WebhookHandler(SimpleRequestHandler):
+    """aiogram's webhook handler, with payments acknowledged only once recorded."""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        bot = await self.resolve_bot(request)
+        if not self.verify_secret(request.headers.get("X-Telegram-Bot-Api-Secret-Token", ""), bot):
+            return web.Response(body="Unauthorized", status=401)
+        try:
+            update = await request.json(loads=bot.session.json_loads)
+        except ValueError:
+            return web.Response(body="Bad Request", status=400)
+        message = update.get("message") if isinstance(update, dict) else None
+        if isinstance(message, dict) and any(key in message for key in ACK_AFTER_PROCESSING):
+            try:
+                await self.dispatcher.feed_raw_update(bot=bot, update=update, **self.data)
+            except Exception as exc:  # not recorded: Telegram must retry
+                log.error(
+                    "update_not_acknowledged",
+                    update_id=update.get("update_id"),
+                    error=type(exc).__name__,
+                )
+                return web.json_response({"ok": False}, status=503)
+            return web.json_response({})
+        return await self._handle_request_background(bot=bot, request=request)
+
+    __call__ = handle
+
+
 def create_webhook_app(
     settings: BotSettings, bot: Bot, dp: Dispatcher, backend: BackendClient
 ) -> web.Application:
     """The aiohttp app Telegram posts to; requests with a wrong secret get 401."""
     app = web.Application()
-    handler = SimpleRequestHandler(
+    handler = WebhookHandler(
         dispatcher=dp, bot=bot, secret_token=settings.webhook_secret.get_secret_value()
     )
     handler.register(app, path=settings.webhook_path)

@@ -1,19 +1,25 @@
 """The one error handler: the user gets a clear sentence, the operator a log line."""
 
 from aiogram import Router
+from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.types import ErrorEvent
 from aiogram_i18n import I18nContext
 
 from bot.handlers.chat import error_sentence
+from bot.handlers.payments import PaymentNotRecorded
 from bot.services.backend import BackendError, BackendUnavailable
 from bot.utils.logging import get_logger
 
 log = get_logger("bot.errors")
 
 
-async def on_error(event: ErrorEvent, i18n: I18nContext) -> bool:
+async def on_error(event: ErrorEvent, i18n: I18nContext) -> object:
     update = event.update
     exc = event.exception
+    if isinstance(exc, PaymentNotRecorded):
+        # Not acknowledged: the webhook answers 503 and Telegram delivers the payment again.
+        log.error("payment_not_recorded", update_id=update.update_id, charge=str(exc))
+        return UNHANDLED
     if isinstance(exc, BackendUnavailable):
         log.warning("backend_unavailable", update_id=update.update_id, error=str(exc))
         text = i18n.get("error-backend-unavailable")

@@ -61,14 +61,21 @@ async def status_text(
 ) -> str:
     profile = await backend.profile(telegram_id)
     cache.put(profile)
-    if profile.is_vip and profile.vip_expires_at:
-        plan = i18n.get("status-vip", until=format_date(profile.vip_expires_at, profile.language))
-    else:
-        plan = i18n.get(
-            "status-free", left=profile.free_messages_left, limit=profile.free_messages_limit
-        )
+    plan = await plan_lines(profile, backend, i18n)
     provider, model = await catalogs.labels(profile.model)
-    return f"{plan}\n{i18n.get('status-model', provider=provider, model=model)}"
+    return "\n".join([*plan, i18n.get("status-model", provider=provider, model=model)])
+
+
+async def plan_lines(profile: Profile, backend: BackendClient, i18n: I18nContext) -> list[str]:
+    """ "VIP until …" with renewal on/off, or "7 of 10 messages left"."""
+    if not (profile.is_vip and profile.vip_expires_at):
+        left, limit = profile.free_messages_left, profile.free_messages_limit
+        return [i18n.get("status-free", left=left, limit=limit)]
+    lines = [i18n.get("status-vip", until=format_date(profile.vip_expires_at, i18n.locale))]
+    subscription = await backend.subscription(profile.telegram_id)
+    if subscription.telegram_charge_id:
+        lines.append(i18n.get("vip-renewal-on" if subscription.auto_renew else "vip-renewal-off"))
+    return lines
 
 
 async def status_command(
@@ -94,39 +101,36 @@ async def status_button(
     await edit_or_answer(query, text, main_menu(i18n))
 
 
-def settings_view(profile: Profile, i18n: I18nContext) -> tuple[str, InlineKeyboardMarkup]:
+async def settings_view(
+    profile: Profile, backend: BackendClient, i18n: I18nContext
+) -> tuple[str, InlineKeyboardMarkup]:
     lines = [
         i18n.get("settings-title"),
         i18n.get("settings-profile", name=display_name(profile) or str(profile.telegram_id)),
         i18n.get("settings-language", language=i18n.get("language-name")),
         i18n.get("settings-reasoning-on" if profile.show_reasoning else "settings-reasoning-off"),
+        *await plan_lines(profile, backend, i18n),
     ]
-    if profile.is_vip and profile.vip_expires_at:
-        lines.append(
-            i18n.get("status-vip", until=format_date(profile.vip_expires_at, profile.language))
-        )
-    else:
-        lines.append(
-            i18n.get(
-                "status-free", left=profile.free_messages_left, limit=profile.free_messages_limit
-            )
-        )
     return "\n".join(lines), settings_menu(profile, i18n)
 
 
-async def settings_command(message: Message, profile: Profile | None, i18n: I18nContext) -> None:
+async def settings_command(
+    message: Message, profile: Profile | None, backend: BackendClient, i18n: I18nContext
+) -> None:
     if profile is None:
         await unavailable(message, i18n)
         return
-    text, keyboard = settings_view(profile, i18n)
+    text, keyboard = await settings_view(profile, backend, i18n)
     await message.answer(text, reply_markup=keyboard)
 
 
-async def settings_button(query: CallbackQuery, profile: Profile | None, i18n: I18nContext) -> None:
+async def settings_button(
+    query: CallbackQuery, profile: Profile | None, backend: BackendClient, i18n: I18nContext
+) -> None:
     if profile is None:
         await unavailable(query, i18n)
         return
-    text, keyboard = settings_view(profile, i18n)
+    text, keyboard = await settings_view(profile, backend, i18n)
     await edit_or_answer(query, text, keyboard)
 
 
@@ -147,7 +151,7 @@ async def change_setting(
     profile = await backend.update_user(query.from_user.id, **changes)
     profiles.put(profile)
     with i18n.use_locale(profile.language):
-        text, keyboard = settings_view(profile, i18n)
+        text, keyboard = await settings_view(profile, backend, i18n)
         await edit_or_answer(query, text, keyboard, notice=i18n.get("settings-saved"))
 
 
@@ -176,25 +180,6 @@ async def new_button(
         await query.bot.send_message(query.message.chat.id, text)  # type: ignore[union-attr]
 
 
-def vip_text(settings: BotSettings, profile: Profile | None, i18n: I18nContext) -> str:
-    if profile is not None and profile.is_vip and profile.vip_expires_at:
-        return i18n.get("already-vip", until=format_date(profile.vip_expires_at, profile.language))
-    offer = i18n.get("subscribe", price=settings.vip_price_stars, days=settings.vip_period_days)
-    return f"{offer}\n\n{i18n.get('subscribe-soon')}"
-
-
-async def subscribe_command(
-    message: Message, settings: BotSettings, profile: Profile | None, i18n: I18nContext
-) -> None:
-    await message.answer(vip_text(settings, profile, i18n), reply_markup=back_home(i18n))
-
-
-async def vip_button(
-    query: CallbackQuery, settings: BotSettings, profile: Profile | None, i18n: I18nContext
-) -> None:
-    await edit_or_answer(query, vip_text(settings, profile, i18n), back_home(i18n))
-
-
 def create_router() -> Router:
     """The menu handlers on a fresh router (one per dispatcher)."""
     router = Router(name="menu")
@@ -209,6 +194,4 @@ def create_router() -> Router:
     router.callback_query.register(change_setting, SettingsCB.filter())
     router.message.register(new_command, Command("new"))
     router.callback_query.register(new_button, MenuCB.filter(F.action == "new"))
-    router.message.register(subscribe_command, Command("subscribe"))
-    router.callback_query.register(vip_button, MenuCB.filter(F.action == "vip"))
     return router

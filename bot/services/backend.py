@@ -6,7 +6,19 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from bot.services.schemas import STREAM_EVENT, Catalog, Profile, StreamEvent
+from bot.services.schemas import (
+    STREAM_EVENT,
+    Catalog,
+    Invoice,
+    PaymentResult,
+    Plan,
+    PreCheckout,
+    Profile,
+    RefundResult,
+    StreamEvent,
+    SubscriptionInfo,
+    TransactionInfo,
+)
 
 
 class BackendError(Exception):
@@ -110,6 +122,63 @@ class BackendClient:
             raise BackendUnavailable(type(exc).__name__) from exc
         except ValidationError as exc:
             raise BackendUnavailable("unreadable answer stream") from exc
+
+    async def plan(self) -> Plan:
+        return Plan.model_validate(await self._call("GET", "/api/v1/payments/plan"))
+
+    async def create_offer(self, telegram_id: int, rail: str = "stars") -> Invoice:
+        """A fresh invoice spec (server-side payload) for VIP on a rail."""
+        body = {"telegram_id": telegram_id, "rail": rail}
+        return Invoice.model_validate(
+            await self._call("POST", "/api/v1/payments/offers", json=body)
+        )
+
+    async def pre_checkout(
+        self, telegram_id: int, payload: str, currency: str, total_amount: int
+    ) -> PreCheckout:
+        body = {
+            "telegram_id": telegram_id,
+            "payload": payload,
+            "currency": currency,
+            "total_amount": total_amount,
+        }
+        data = await self._call("POST", "/api/v1/payments/pre-checkout", json=body)
+        return PreCheckout.model_validate(data)
+
+    async def record_payment(self, telegram_id: int, payment: dict[str, Any]) -> PaymentResult:
+        """Telegram's successful_payment fields; recorded once per charge id."""
+        body = {"telegram_id": telegram_id, **payment}
+        data = await self._call("POST", "/api/v1/payments/successful", json=body)
+        return PaymentResult.model_validate(data)
+
+    async def transaction(self, charge_id: str) -> TransactionInfo:
+        data = await self._call("GET", f"/api/v1/payments/transactions/{charge_id}")
+        return TransactionInfo.model_validate(data)
+
+    async def record_refund(
+        self, charge_id: str, admin_telegram_id: int | None = None
+    ) -> RefundResult:
+        body = {"telegram_payment_charge_id": charge_id, "admin_telegram_id": admin_telegram_id}
+        return RefundResult.model_validate(
+            await self._call("POST", "/api/v1/payments/refunds", json=body)
+        )
+
+    async def subscription(self, telegram_id: int) -> SubscriptionInfo:
+        data = await self._call("GET", f"/api/v1/payments/subscription/{telegram_id}")
+        return SubscriptionInfo.model_validate(data)
+
+    async def set_auto_renew(self, telegram_id: int, enabled: bool) -> SubscriptionInfo:
+        data = await self._call(
+            "POST",
+            f"/api/v1/payments/subscription/{telegram_id}/auto-renew",
+            json={"enabled": enabled},
+        )
+        return SubscriptionInfo.model_validate(data)
+
+    async def subscription_state(self, telegram_id: int, state: str) -> SubscriptionInfo:
+        body = {"telegram_id": telegram_id, "state": state}
+        data = await self._call("POST", "/api/v1/payments/subscription-state", json=body)
+        return SubscriptionInfo.model_validate(data)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:

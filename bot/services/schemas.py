@@ -134,3 +134,60 @@ StreamEvent = Annotated[
     Field(discriminator="type"),
 ]
 STREAM_EVENT: TypeAdapter[StreamEvent] = TypeAdapter(StreamEvent)
+
+
+class Plan(Model):
+    stars_amount: int
+    period_days: int
+    subscription: bool
+    subscription_period_s: int | None
+    fiat_amount: int | None
+    fiat_currency: str | None
+
+
+class Invoice(Model):
+    payload: str
+    currency: str
+    amount: int
+    period_days: int
+    subscription_period_s: int | None
+    rail: Literal["stars", "fiat"]
+
+
+class PreCheckout(Model):
+    ok: bool
+    error_code: str | None = None
+    message: str | None = None
+
+
+class PaymentResult(Model):
+    transaction_id: int
+    duplicate: bool
+    vip_extended: bool
+    vip_expires_at: datetime | None
+    error_code: str | None = None
+
+
+class TransactionInfo(Model):
+    id: int
+    telegram_id: int
+    rail: str
+    status: str
+    amount: int
+    currency: str
+    telegram_payment_charge_id: str | None
+
+
+class RefundResult(Model):
+    refunded: bool
+    telegram_id: int
+    vip_expires_at: datetime | None
+
+
+class SubscriptionInfo(Model):
+    telegram_id: int
+    is_vip: bool
+    vip_expires_at: datetime | None
+    auto_renew: bool
+    status: str | None
+    telegram_charge_id: str | None

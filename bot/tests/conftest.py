@@ -15,6 +15,8 @@ from bot.services.backend import BackendClient
 from bot.tests.telegram import TOKEN, RecordingSession
 from bot.utils.telegram_limits import TelegramLimits
 
+ADMIN_ID = 777_000
+
 
 async def no_sleep(seconds: float) -> None:
     """Waiting out a 429 in tests: recorded by the fake's timing, not slept."""
@@ -47,7 +49,9 @@ def bot_settings(**values: object) -> BotSettings:
 
 @pytest.fixture
 async def env(settings, catalog, engine, fake_providers):
-    backend_settings = provider_settings(settings, fake_providers)
+    backend_settings = provider_settings(settings, fake_providers).model_copy(
+        update={"admin_ids": frozenset({ADMIN_ID})}
+    )
     test_catalog = fast_catalog(catalog)
     registry = ProviderRegistry.from_settings(backend_settings, test_catalog)
     app = create_app(backend_settings, test_catalog)
@@ -56,7 +60,7 @@ async def env(settings, catalog, engine, fake_providers):
         "http://backend.test", TEST_TOKEN, transport=httpx.ASGITransport(app=app)
     )
     telegram = RecordingSession()
-    config = bot_settings()
+    config = bot_settings(admin_ids=str(ADMIN_ID))
     # Telegram's real pacing (1 message/s per chat) is tested on its own; here it would only
     # slow every journey down.
     limits = TelegramLimits(per_chat_rate=1000, per_chat_burst=1000, sleep=no_sleep)

@@ -68,6 +68,16 @@ class RecordingSession(BaseSession):
         self.calls[-1].params["reply_markup"] = getattr(method, "reply_markup", None)
         if name == "GetMe":
             return BOT_USER  # type: ignore[return-value]
+        if name == "CreateInvoiceLink":
+            return f"https://t.me/$invoice-{len(self.calls)}"  # type: ignore[return-value]
+        if name == "SendInvoice":
+            invoice = Message(
+                message_id=next(self._ids),
+                date=int(time.time()),
+                chat=Chat(id=int(method.chat_id), type="private"),  # type: ignore[attr-defined]
+                from_user=BOT_USER,
+            )
+            return invoice.as_(bot)  # type: ignore[return-value]
         if isinstance(method, SendMessage | EditMessageText):
             chat_id = int(method.chat_id) if method.chat_id is not None else 0
             message = Message(

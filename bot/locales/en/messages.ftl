@@ -70,7 +70,7 @@ paywall =
 subscribe =
     ⭐ VIP — unlimited messages with ChatGPT, Perplexity and DeepSeek.
     { $price } Telegram Stars for { $days } days.
-subscribe-soon = Payment in Telegram Stars opens very soon.
+
 already-vip = You are VIP until { $until }. Thank you!
 
 ## Errors
@@ -88,3 +88,32 @@ error-unknown_model = This model is no longer offered — please choose another 
 error-generic = Something went wrong on our side. Sorry! Please try again.
 error-refunded = Nothing was charged.
 error-try-another = You can try again or choose another model.
+
+## Payments
+btn-pay-stars = ⭐ Pay { $price } Stars
+btn-pay-fiat = 💳 Pay { $amount } { $currency }
+btn-cancel-renewal = Turn off auto-renewal
+btn-resume-renewal = Turn on auto-renewal
+invoice-title = Pomogator VIP
+invoice-description = Unlimited messages with ChatGPT, Perplexity and DeepSeek for { $days } days.
+vip-renewal-on = Auto-renewal: on
+vip-renewal-off = Auto-renewal: off
+payment-thanks = Thank you! ⭐ VIP is active until { $until }.
+payment-not-matched = We received your payment but could not match it to an offer. An operator will sort it out — please write to support.
+payment-declined = This invoice can't be paid: { $reason } Please open /subscribe for a fresh one.
+payment-try-later = Payments are briefly unavailable. Please try again in a minute; nothing was charged.
+payment-refunded = Your payment was refunded. VIP for that period has ended.
+renewal-cancelled = Auto-renewal is off. VIP stays active until { $until }.
+renewal-resumed = Auto-renewal is on again.
+refund-usage = Usage: /refund <telegram payment charge id>
+refund-done = Refunded { $amount } { $currency } to user { $user }. VIP revoked for that period.
+refund-already = This payment was refunded before.
+refund-not-found = No payment with this charge id.
+refund-failed = Telegram refused the refund: { $reason }
+admin-only = This command is for the bot's operators.
+decline-unknown_invoice = this invoice is unknown.
+decline-wrong_user = this invoice was issued to someone else.
+decline-amount_mismatch = the price has changed.
+decline-invoice_used = it is already paid.
+decline-offer_expired = the offer has expired.
+error-forbidden = This action is for the bot's operators.

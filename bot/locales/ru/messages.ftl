@@ -70,7 +70,7 @@ paywall =
 subscribe =
     ⭐ VIP — безлимитные сообщения с ChatGPT, Perplexity и DeepSeek.
     { $price } Telegram Stars за { $days } дней.
-subscribe-soon = Оплата в Telegram Stars откроется совсем скоро.
+
 already-vip = У вас VIP до { $until }. Спасибо!
 
 ## Errors
@@ -88,3 +88,32 @@ error-unknown_model = Эта модель больше не предлагает
 error-generic = У нас что-то пошло не так. Извините! Попробуйте ещё раз.
 error-refunded = Ничего не списано.
 error-try-another = Можно попробовать ещё раз или выбрать другую модель.
+
+## Payments
+btn-pay-stars = ⭐ Оплатить { $price } Stars
+btn-pay-fiat = 💳 Оплатить { $amount } { $currency }
+btn-cancel-renewal = Отключить автопродление
+btn-resume-renewal = Включить автопродление
+invoice-title = Помогатор VIP
+invoice-description = Безлимитные сообщения с ChatGPT, Perplexity и DeepSeek на { $days } дней.
+vip-renewal-on = Автопродление: включено
+vip-renewal-off = Автопродление: выключено
+payment-thanks = Спасибо! ⭐ VIP активен до { $until }.
+payment-not-matched = Мы получили оплату, но не смогли сопоставить её с предложением. Оператор разберётся — напишите в поддержку.
+payment-declined = Этот счёт нельзя оплатить: { $reason } Откройте /subscribe, чтобы получить новый.
+payment-try-later = Оплата ненадолго недоступна. Попробуйте через минуту — ничего не списано.
+payment-refunded = Оплата возвращена. VIP за этот период отменён.
+renewal-cancelled = Автопродление выключено. VIP действует до { $until }.
+renewal-resumed = Автопродление снова включено.
+refund-usage = Использование: /refund <telegram payment charge id>
+refund-done = Возвращено { $amount } { $currency } пользователю { $user }. VIP за этот период отменён.
+refund-already = Этот платёж уже возвращён.
+refund-not-found = Платёж с таким charge id не найден.
+refund-failed = Telegram отказал в возврате: { $reason }
+admin-only = Эта команда — для операторов бота.
+decline-unknown_invoice = счёт неизвестен.
+decline-wrong_user = счёт выставлен другому пользователю.
+decline-amount_mismatch = цена изменилась.
+decline-invoice_used = он уже оплачен.
+decline-offer_expired = предложение устарело.
+error-forbidden = Это действие — для операторов бота.
