@@ -1,6 +1,7 @@
 """Bot settings, read from the environment (and `.env` when present)."""
 
 import json
+import re
 from enum import StrEnum
 from typing import Annotated
 
@@ -70,6 +71,17 @@ class BotSettings(BaseSettings):
     @classmethod
     def _split_admin_ids(cls, value: object) -> object:
         return parse_id_list(value)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _telegram_secret_alphabet(cls, value: SecretStr) -> SecretStr:
+        # Telegram refuses other characters at setWebhook (e.g. base64's "+/=").
+        secret = value.get_secret_value()
+        if secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+            raise ValueError(
+                "WEBHOOK_SECRET may hold only A-Z, a-z, 0-9, _ and - (e.g. openssl rand -hex 32)"
+            )
+        return value
 
     @field_validator("webhook_path")
     @classmethod

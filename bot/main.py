@@ -14,6 +14,7 @@ from aiohttp import web
 from bot.config import BotMode, BotSettings
 from bot.handlers import chat, common, errors, menu, model, payments
 from bot.middlewares.auth import ProfileCache, UserMiddleware
+from bot.middlewares.dedup import DeduplicationMiddleware, SeenUpdates
 from bot.middlewares.ordering import OrderingMiddleware, UserQueue
 from bot.middlewares.subscription import AllowanceMiddleware
 from bot.services.backend import BackendClient
@@ -73,8 +74,9 @@ def create_dispatcher(settings: BotSettings, backend: BackendClient) -> Dispatch
         )
         await message.answer(i18n.core.get("busy", language))
 
-    # Order matters: the place in the user's queue first, then the profile, then the
-    # language read from it.
+    # Order matters: redeliveries dropped first, then the place in the user's queue, then the
+    # profile, then the language read from it.
+    dp.update.outer_middleware(DeduplicationMiddleware(SeenUpdates()))
     dp.update.outer_middleware(OrderingMiddleware(queue, busy))
     dp.update.outer_middleware(UserMiddleware(backend, profiles))
     i18n.setup(dispatcher=dp)

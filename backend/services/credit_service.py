@@ -182,11 +182,14 @@ class CreditService:
         user = await require_user(self._session, telegram_id)
         quota = await quota_state(self._session, user, self._clock())
         entries = await crud.ledger_entries(self._session, user.id, limit)
+        # The newest entry's balance is the balance as of the entries shown, even when a
+        # change lands between the two reads.
+        left = entries[0].balance_after if entries else quota.messages_left
         return CreditsOut(
             telegram_id=user.telegram_id,
             is_vip=quota.is_vip,
             vip_expires_at=quota.vip_expires_at,
-            free_messages_left=quota.messages_left,
+            free_messages_left=left,
             free_messages_limit=quota.messages_limit,
             entries=[LedgerEntry.model_validate(entry) for entry in entries],
         )

@@ -43,3 +43,8 @@ def test_production_refuses_unusable_values(override, complaint):
 def test_polling_needs_no_public_address():
     settings = make(**{**GOOD, "bot_mode": "polling", "webhook_base_url": "", "webhook_secret": ""})
     assert settings.bot_mode is BotMode.POLLING
+
+
+def test_webhook_secret_telegram_would_refuse_is_refused_early():
+    with pytest.raises(ValidationError, match="WEBHOOK_SECRET"):
+        make(**{**GOOD, "webhook_secret": "abc+def/ghi=" * 3})

@@ -273,3 +273,12 @@ async def test_every_backend_error_code_has_a_sentence_in_both_languages(env):
             sentence = error_sentence(code, i18n, limit=4096)
             assert sentence and sentence != generic, (locale, code)
         assert error_sentence("something_new", i18n) == generic
+
+
+async def test_redelivered_update_is_answered_once(env, user_id):
+    env.fake.script("openai", text="only once")
+    update = message_update(user_id, "Hello")
+    await env.send(update)
+    await env.send(update)
+    assert [t.strip() for t in env.telegram.sent_texts()].count("only once") == 1
+    assert len(env.fake.requests("openai")) == 1

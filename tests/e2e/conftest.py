@@ -11,7 +11,6 @@ import os
 import secrets
 import signal
 import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -149,13 +148,27 @@ class System:
         for flavour in FLAVOURS:
             self.providers.script(flavour)
 
-    def provider_requests_with(self, needle: str) -> dict[str, list[Any]]:
-        """Answer requests per flavour whose body mentions `needle` (a question's text)."""
-        found: dict[str, list[Any]] = {flavour: [] for flavour in FLAVOURS}
+    def answer_requests(self, question: str) -> dict[str, int]:
+        """How many answer requests each provider flavour received for this question."""
+        counts: dict[str, int] = {}
         for request in self.providers.requests():
-            if request.method == "POST" and needle in str(request.body):
-                found[request.flavour].append(request)
-        return found
+            if request.method == "POST" and asked(request.body) == question:
+                counts[request.flavour] = counts.get(request.flavour, 0) + 1
+        return counts
+
+
+def asked(body: Any) -> str:
+    """The newest user turn of a provider request body: the question it is to answer."""
+    if not isinstance(body, dict):
+        return ""
+    turns = body.get("input") or body.get("messages") or []
+    if isinstance(turns, str):
+        return turns
+    users = [t for t in turns if isinstance(t, dict) and t.get("role") == "user"]
+    content = users[-1].get("content") if users else ""
+    if isinstance(content, list):
+        return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return str(content)
 
 
 class TelegramUser:
@@ -246,25 +259,29 @@ class TelegramUser:
         return (await self.next_message(lambda c: c.text.startswith("Plan:"))).text
 
 
-@pytest.fixture(scope="module")
-def e2e_database(scratch_database: Callable[[], str]) -> str:
-    """A fresh database set up the way a deploy does it: `scripts/init_db.py`."""
-    url = scratch_database()
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "init_db.py")],
-        cwd=ROOT,
+async def init_database(url: str) -> None:
+    """Set the database up the way a deploy does: `scripts/init_db.py`."""
+    done = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "scripts" / "init_db.py"),
         env=service_env(DATABASE_URL=url),
-        capture_output=True,
-        text=True,
-        timeout=120,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return url
+    async with asyncio.timeout(120):
+        output, _ = await done.communicate()
+    assert done.returncode == 0, output.decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def empty_database(scratch_database: Callable[[], str]) -> str:
+    """A database of its own for the module's services, created empty."""
+    return scratch_database()
 
 
 @pytest.fixture(scope="module")
 async def system(
-    e2e_database: str, tmp_path_factory: pytest.TempPathFactory
+    empty_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[System]:
     """Backend and bot processes against the fakes; stopped (and checked) at the end."""
     # An empty working directory: a developer's .env cannot change what is tested.
@@ -279,7 +296,7 @@ async def system(
     ):
         backend_env = service_env(
             APP_ENV="production",
-            DATABASE_URL=e2e_database,
+            DATABASE_URL=empty_database,
             INTERNAL_API_TOKEN=INTERNAL_TOKEN,
             BACKEND_HOST="127.0.0.1",
             BACKEND_PORT=str(backend_port),
@@ -304,10 +321,14 @@ async def system(
             # Drafts a few times a second, so a short streamed answer shows its growth.
             STREAM_INTERVAL_S="0.25",
         )
-        backend = await Service.start("backend", ["-m", "backend"], backend_env, workdir)
+        # The bot needs neither database nor backend to start, so it starts meanwhile.
         bot = await Service.start("bot", ["-m", "bot"], bot_env, workdir)
-        running = System(telegram, providers, backend, bot, backend_url, bot_url, http)
+        services = [bot]
         try:
+            await init_database(empty_database)
+            backend = await Service.start("backend", ["-m", "backend"], backend_env, workdir)
+            services.insert(0, backend)
+            running = System(telegram, providers, backend, bot, backend_url, bot_url, http)
             await asyncio.gather(
                 backend.wait_healthy(f"{backend_url}/health", http),
                 bot.wait_healthy(f"{bot_url}/health", http),
@@ -315,13 +336,13 @@ async def system(
             await telegram.wait_for("setWebhook", timeout=STARTUP_TIMEOUT_S)
             yield running
         finally:
-            codes = {"bot": await bot.stop(), "backend": await backend.stop()}
-        outputs = f"--- bot ---\n{bot.tail()}\n--- backend ---\n{backend.tail()}"
+            codes = {service.name: await service.stop() for service in reversed(services)}
+        outputs = "\n".join(f"--- {s.name} ---\n{s.tail()}" for s in services)
         # uvicorn re-raises SIGTERM once it has shut down cleanly.
         assert codes["bot"] == 0 and codes["backend"] in (0, -15), (codes, outputs)
         assert '"event": "bot_stopped"' in bot.output, outputs
         assert '"event": "backend_stopped"' in backend.output, outputs
-        for service in running.services:
+        for service in services:
             leaked = [name for name in SECRETS if name in service.output]
             assert not leaked, f"{service.name} logged a secret:\n{outputs}"
 

@@ -86,10 +86,11 @@ MESSAGE_CREATING = frozenset({"sendMessage", "sendInvoice"})
 UPDATE_TYPES = _words(
     """
     message edited_message channel_post edited_channel_post business_connection
-    business_message edited_business_message deleted_business_messages message_reaction
-    message_reaction_count inline_query chosen_inline_result callback_query shipping_query
-    pre_checkout_query purchased_paid_media poll poll_answer my_chat_member chat_member
-    chat_join_request chat_boost removed_chat_boost
+    business_message edited_business_message deleted_business_messages guest_message
+    message_reaction message_reaction_count inline_query chosen_inline_result callback_query
+    shipping_query pre_checkout_query purchased_paid_media poll poll_answer my_chat_member
+    chat_member chat_join_request chat_boost removed_chat_boost managed_bot subscription
+    stopped_message_generation
     """
 )
 # Telegram delivers these only when asked for by name in allowed_updates.
@@ -180,7 +181,7 @@ def _flood(retry_after: int) -> BotAPIError:
 class Call:
     """One request the fake received, and what it answered."""
 
-    seq: int  # 0, 1, 2... in arrival order
+    seq: int  # 0, 1, 2... in the order the calls were answered
     method: str  # canonical spelling ("sendMessage") when known, else as requested
     params: dict[str, Any]  # decoded: reply_markup, entities... are objects, not JSON strings
     time: float  # time.time() on arrival
@@ -226,7 +227,7 @@ class Call:
 
 @dataclass
 class _Fault:
-    method: str  # canonical or lower-case
+    method: str  # compared case-insensitively, as Telegram does
     error_code: int
     description: str
     retry_after: int | None
@@ -919,8 +920,9 @@ class FakeTelegram:
         if secret is not None and not (isinstance(secret, str) and _SECRET_TOKEN.match(secret)):
             raise _bad("secret token contains unallowed characters")
         allowed = params.get("allowed_updates")
+        # Unknown names are ignored, as Telegram does; the list itself must be one of strings.
         if allowed is not None and (
-            not isinstance(allowed, list) or any(a not in UPDATE_TYPES for a in allowed)
+            not isinstance(allowed, list) or not all(isinstance(a, str) for a in allowed)
         ):
             raise _bad(f"can't parse allowed_updates: {allowed!r}")
         connections = params.get("max_connections", 40)
