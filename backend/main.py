@@ -34,6 +34,7 @@ from backend.database.session import create_engine, create_sessionmaker
 from backend.models.schemas import HealthOut
 from backend.services.catalog import Catalog, load_catalog
 from backend.services.clock import Clock, utcnow
+from backend.services.providers.client import warm_up_sdk_models
 from backend.services.providers.registry import ProviderRegistry
 from backend.utils.exceptions import DomainError
 from backend.utils.logger import get_logger
@@ -90,6 +91,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         providers = ProviderRegistry.from_settings(settings, catalog)
+        await asyncio.to_thread(warm_up_sdk_models)
         bind_state(app, settings, engine, catalog, clock, providers)
         log.info(
             "backend_started",

@@ -49,3 +49,80 @@ def as_int(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     return 0
+
+
+# One event of each shape the adapters read. The SDK builds its pydantic models lazily, on
+# the first event of each type (seconds for the Responses unions): paying that at start-up
+# keeps it out of the first user's answer.
+_WARM_UP_EVENTS: tuple[dict[str, Any], ...] = (
+    {"type": "response.created", "sequence_number": 0, "response": None},
+    {
+        "type": "response.output_text.delta",
+        "sequence_number": 1,
+        "item_id": "i",
+        "output_index": 0,
+        "content_index": 0,
+        "delta": "x",
+        "logprobs": [],
+    },
+    {"type": "response.reasoning.search_results", "sequence_number": 2, "results": []},
+    {
+        "type": "response.reasoning_summary_text.delta",
+        "sequence_number": 3,
+        "item_id": "i",
+        "output_index": 0,
+        "summary_index": 0,
+        "delta": "x",
+    },
+    {"type": "error", "sequence_number": 4, "code": "x", "message": "x", "param": None},
+)
+_WARM_UP_RESPONSE: dict[str, Any] = {
+    "id": "r",
+    "object": "response",
+    "created_at": 0,
+    "model": "m",
+    "status": "completed",
+    "output": [
+        {
+            "type": "message",
+            "id": "m",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": "x", "annotations": []}],
+        },
+        {"type": "search_results", "results": []},
+    ],
+    "parallel_tool_calls": False,
+    "tool_choice": "auto",
+    "tools": [],
+    "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2},
+}
+
+
+def warm_up_sdk_models() -> None:
+    """Build the SDK's response models now (CPU only, no network)."""
+    from openai._models import construct_type
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+    from openai.types.responses import Response, ResponseStreamEvent
+
+    for event in _WARM_UP_EVENTS:
+        construct_type(type_=ResponseStreamEvent, value=event)
+    construct_type(type_=Response, value=_WARM_UP_RESPONSE)
+    chunk = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "m",
+        "choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": None}],
+    }
+    construct_type(type_=ChatCompletionChunk, value=chunk)
+    completion = {
+        "id": "c",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "m",
+        "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "x"}}
+        ],
+    }
+    construct_type(type_=ChatCompletion, value=completion)
