@@ -89,6 +89,10 @@ class Settings(DatabaseSettings):
     provider_max_retries: int = Field(default=1, ge=0, le=5)
     provider_connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
     max_message_chars: int = Field(default=4096, ge=1, le=100_000)
+    # A reservation still pending this long belongs to an answer that died with its process:
+    # it is refunded. Longer than any model's timeout_s in the catalog.
+    stale_reservation_s: int = Field(default=1200, ge=60)
+    sweep_interval_s: float = Field(default=60.0, gt=0)
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.JSON

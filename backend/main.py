@@ -1,6 +1,7 @@
 """The FastAPI application: routes, error rendering, request logging, lifespan."""
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -36,6 +37,7 @@ from backend.services.catalog import Catalog, load_catalog
 from backend.services.clock import Clock, utcnow
 from backend.services.providers.client import warm_up_sdk_models
 from backend.services.providers.registry import ProviderRegistry
+from backend.services.sweeper import run_sweeper
 from backend.utils.exceptions import DomainError
 from backend.utils.logger import get_logger
 
@@ -93,6 +95,7 @@ def create_app(
         providers = ProviderRegistry.from_settings(settings, catalog)
         await asyncio.to_thread(warm_up_sdk_models)
         bind_state(app, settings, engine, catalog, clock, providers)
+        sweeper = asyncio.create_task(run_sweeper(app.state.sessionmaker, settings, clock))
         log.info(
             "backend_started",
             env=settings.app_env.value,
@@ -102,6 +105,9 @@ def create_app(
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await providers.aclose()
             await engine.dispose()
             log.info("backend_stopped")

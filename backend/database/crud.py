@@ -282,5 +282,17 @@ async def settle_message(
     return result.scalar_one_or_none()
 
 
+async def stale_pending_ids(session: AsyncSession, before: datetime, limit: int) -> list[int]:
+    """Pending messages opened before `before`, locked for this transaction (others skip them)."""
+    rows = await session.scalars(
+        select(MessageLog.id)
+        .where(MessageLog.status == MessageStatus.PENDING.value, MessageLog.created_at < before)
+        .order_by(MessageLog.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(rows)
+
+
 async def get_message(session: AsyncSession, message_id: int) -> MessageLog | None:
     return await session.get(MessageLog, message_id)

@@ -1,6 +1,7 @@
 """The free-message quota: reserve before an answer, then commit on success or refund."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -170,6 +171,31 @@ class CreditService:
             refunded=message.charged,
             free_messages_left=left,
         )
+
+    async def refund_abandoned(self, older_than: timedelta, limit: int = 100) -> int:
+        """Refund reservations whose answer never finished (its process died); how many.
+
+        Safe with several replicas sweeping at once: rows are locked with SKIP LOCKED and
+        each is settled by the same conditional UPDATE as an ordinary refund.
+        """
+        ids = await crud.stale_pending_ids(self._session, self._clock() - older_than, limit)
+        for message_id in ids:
+            message = await crud.settle_message(
+                self._session, message_id, MessageStatus.FAILED, error_code="abandoned"
+            )
+            if message is not None and message.charged:
+                left = await crud.give_free_messages(self._session, message.user_id, 1)
+                await crud.add_ledger_entry(
+                    self._session,
+                    user_id=message.user_id,
+                    kind=CreditKind.REFUND,
+                    delta=1,
+                    balance_after=left,
+                    message_id=message_id,
+                    reason="abandoned",
+                )
+        await self._session.commit()
+        return len(ids)
 
     async def _raise_unsettleable(self, message_id: int) -> None:
         await self._session.rollback()

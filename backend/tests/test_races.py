@@ -90,3 +90,41 @@ async def test_concurrent_first_contacts_create_one_user_and_one_grant(
         )
         left = await session.scalar(select(Trial.messages_left).where(Trial.user_id == user_id))
     assert (grants, left) == (1, 10)
+
+
+async def test_reservation_of_a_dead_answer_is_refunded_by_the_sweeper(
+    committing_sessions, settings, catalog
+):
+    from datetime import timedelta
+
+    from backend.services.clock import utcnow
+    from backend.services.sweeper import sweep_once
+    from backend.tests.fixtures import FrozenClock
+
+    async with committing_sessions() as session:
+        telegram_id = await register(session, settings, catalog)
+        await CreditService(session).reserve(telegram_id)  # its answer never finishes
+        answered = await CreditService(session).reserve(telegram_id)
+        await CreditService(session).commit(answered.message_id)
+    later = FrozenClock(utcnow() + timedelta(seconds=settings.stale_reservation_s + 1))
+    # Two replicas sweeping at once refund it once.
+    counts = await asyncio.gather(
+        *(sweep_once(committing_sessions, settings, later) for _ in range(2))
+    )
+    assert sum(counts) >= 1
+    async with committing_sessions() as session:
+        credits = await CreditService(session).credits(telegram_id)
+    assert credits.free_messages_left == 9
+    assert [(e.kind, e.reason) for e in credits.entries][:1] == [("refund", "abandoned")]
+    assert sum(1 for e in credits.entries if e.kind == "refund") == 1
+
+
+async def test_sweeper_leaves_answers_in_progress_alone(committing_sessions, settings, catalog):
+    from backend.services.sweeper import sweep_once
+
+    async with committing_sessions() as session:
+        telegram_id = await register(session, settings, catalog)
+        await CreditService(session).reserve(telegram_id)
+    await sweep_once(committing_sessions, settings)
+    async with committing_sessions() as session:
+        assert (await CreditService(session).trial(telegram_id)).messages_left == 9
