@@ -282,3 +282,16 @@ async def test_redelivered_update_is_answered_once(env, user_id):
     await env.send(update)
     assert [t.strip() for t in env.telegram.sent_texts()].count("only once") == 1
     assert len(env.fake.requests("openai")) == 1
+
+
+async def test_without_drafts_the_answer_grows_by_editing_one_message(env, user_id):
+    env.fake.script("openai", text="Growing answer in a group chat.", chunks=3, chunk_delay_s=0.05)
+    update = message_update(user_id, "Hello group")
+    update["message"]["chat"] = {"id": -100123, "type": "supergroup", "title": "Team"}
+    await env.send(update)
+    assert env.telegram.named("SendMessageDraft") == []
+    [placeholder] = env.telegram.named("SendMessage")
+    assert placeholder.text == "Thinking…"
+    final = env.telegram.named("EditMessageText")[-1]
+    assert final.text.strip() == "Growing answer in a group chat."
+    assert [t for t, _ in final.buttons()] == ["🆕 New chat", "🧠 Model"]
