@@ -32,7 +32,7 @@ from backend.api import (
 from backend.api.dependencies import require_internal_token
 from backend.config import Settings
 from backend.database.session import create_engine, create_sessionmaker
-from backend.models.schemas import HealthOut
+from backend.models.schemas import ErrorBody, HealthOut
 from backend.services.catalog import Catalog, load_catalog
 from backend.services.clock import Clock, utcnow
 from backend.services.providers.client import warm_up_sdk_models
@@ -116,7 +116,16 @@ def create_app(
     app.add_middleware(RequestLogMiddleware)
     install_error_handlers(app)
 
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_internal_token)])
+    api = APIRouter(
+        prefix="/api/v1",
+        dependencies=[Depends(require_internal_token)],
+        responses={
+            401: {"model": ErrorBody, "description": "unauthorized"},
+            404: {"model": ErrorBody, "description": "user_not_found and other unknown ids"},
+            422: {"model": ErrorBody, "description": "validation_error and rule refusals"},
+            503: {"model": ErrorBody, "description": "database_unavailable"},
+        },
+    )
     api.include_router(users.router)
     api.include_router(credits.router)
     api.include_router(trial.router)

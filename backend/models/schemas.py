@@ -236,6 +236,9 @@ PaymentRailName = Literal["stars", "fiat"]
 ChargeId = Annotated[SafeStr, Field(min_length=1, max_length=255)]
 Payload = Annotated[SafeStr, Field(min_length=1, max_length=128)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+MAX_INT32 = 2**31 - 1  # amounts are INTEGER columns; Telegram's fit comfortably
+Amount = Annotated[int, Field(ge=0, le=MAX_INT32)]
+PositiveAmount = Annotated[int, Field(gt=0, le=MAX_INT32)]
 
 
 class PlanOut(ApiModel):
@@ -270,7 +273,7 @@ class PreCheckoutIn(ApiModel):
     telegram_id: TelegramId
     payload: Payload
     currency: Currency
-    total_amount: Annotated[int, Field(ge=0, le=10**12)]
+    total_amount: Amount
 
 
 class PreCheckoutOut(ApiModel):
@@ -285,7 +288,7 @@ class SuccessfulPaymentIn(ApiModel):
     telegram_id: TelegramId
     payload: Payload
     currency: Currency
-    total_amount: Annotated[int, Field(gt=0, le=10**12)]
+    total_amount: PositiveAmount
     telegram_payment_charge_id: ChargeId
     provider_payment_charge_id: Annotated[SafeStr, Field(max_length=255)] | None = None
     is_recurring: bool = False
@@ -351,7 +354,7 @@ class PaymentEventIn(ApiModel):
     event_id: Annotated[SafeStr, Field(min_length=1, max_length=128)]
     type: Literal["payment.succeeded", "payment.refunded"]
     telegram_id: TelegramId
-    amount: Annotated[int, Field(gt=0, le=10**12)]
+    amount: PositiveAmount
     currency: Currency
     charge_id: ChargeId
     payload: Payload | None = None

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.config import Settings
@@ -154,27 +155,20 @@ class PaymentService:
         user = await require_user(self._session, body.telegram_id)
         now = self._clock()
         charge = body.telegram_payment_charge_id
-        claimed = await self._session.execute(
-            update(Transaction)
-            .where(
-                Transaction.invoice_payload == body.payload,
-                Transaction.user_id == user.id,
-                Transaction.status == TransactionStatus.PENDING.value,
-            )
-            .values(
-                status=TransactionStatus.PAID.value,
-                telegram_payment_charge_id=charge,
-                provider_payment_charge_id=body.provider_payment_charge_id,
-                is_recurring=body.is_recurring,
-                is_first_recurring=body.is_first_recurring,
-                subscription_expires_at=body.subscription_expiration_date,
-                paid_at=now,
-            )
-            .returning(Transaction.id, Transaction.amount, Transaction.currency)
-        )
-        row = claimed.first()
-        if row is not None:
-            transaction_id, amount, currency = row
+        existing = await self._by_charge(charge)
+        if existing is not None:
+            return await self._duplicate(existing)
+        try:
+            claimed = await self._claim_invoice(user, body, now)
+        except IntegrityError:
+            # The same charge id was recorded a moment ago, through another invoice.
+            await self._session.rollback()
+            existing = await self._by_charge(charge)
+            if existing is None:
+                raise
+            return await self._duplicate(existing)
+        if claimed is not None:
+            transaction_id, amount, currency = claimed
             offer_matches = (amount, currency) == (body.total_amount, body.currency)
             error = None if offer_matches else "amount_mismatch"
         else:
@@ -216,6 +210,31 @@ class PaymentService:
             vip_expires_at=expires_at,
             error_code=error,
         )
+
+    async def _claim_invoice(
+        self, user: User, body: SuccessfulPaymentIn, now: datetime
+    ) -> tuple[int, int, str] | None:
+        """Mark this user's pending invoice paid by this charge; (id, amount, currency)."""
+        result = await self._session.execute(
+            update(Transaction)
+            .where(
+                Transaction.invoice_payload == body.payload,
+                Transaction.user_id == user.id,
+                Transaction.status == TransactionStatus.PENDING.value,
+            )
+            .values(
+                status=TransactionStatus.PAID.value,
+                telegram_payment_charge_id=body.telegram_payment_charge_id,
+                provider_payment_charge_id=body.provider_payment_charge_id,
+                is_recurring=body.is_recurring,
+                is_first_recurring=body.is_first_recurring,
+                subscription_expires_at=body.subscription_expiration_date,
+                paid_at=now,
+            )
+            .returning(Transaction.id, Transaction.amount, Transaction.currency)
+        )
+        row = result.first()
+        return (int(row[0]), int(row[1]), str(row[2])) if row is not None else None
 
     async def _insert_charge(
         self, user: User, body: SuccessfulPaymentIn, now: datetime, renewal: bool

@@ -371,3 +371,32 @@ async def test_webhook_needs_no_internal_token_but_is_off_without_a_secret(clien
     response = await client.post("/api/v1/webhooks/payments", content=b"{}")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "webhook_not_configured"
+
+
+async def test_amount_beyond_the_column_is_a_validation_error(client, session, settings, catalog):
+    telegram_id = await register(session, settings, catalog)
+    body = {
+        "telegram_id": telegram_id,
+        "payload": "vip-x",
+        "currency": "XTR",
+        "total_amount": 2**31,
+        "telegram_payment_charge_id": "ch-big",
+    }
+    response = await client.post("/api/v1/payments/successful", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
+
+
+async def test_a_charge_id_seen_on_another_invoice_is_a_duplicate(
+    client, session, settings, catalog
+):
+    telegram_id = await register(session, settings, catalog)
+    first, second = await offer(client, telegram_id), await offer(client, telegram_id)
+    await client.post(
+        "/api/v1/payments/successful", json=payment_body(telegram_id, first, "ch-same")
+    )
+    again = await client.post(
+        "/api/v1/payments/successful", json=payment_body(telegram_id, second, "ch-same")
+    )
+    assert again.status_code == 200
+    assert (again.json()["duplicate"], again.json()["vip_extended"]) == (True, False)
