@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt backend/requirements.txt bot/requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint format migrate revision clean
+.PHONY: install tools run test lint format migrate revision clean
 
 install: $(STAMP)
 
@@ -18,14 +18,23 @@ $(STAMP): requirements-dev.txt backend/requirements.txt bot/requirements.txt
 run: install
 	$(BIN)/python scripts/dev.py run
 
-## Run every test (real PostgreSQL: found or embedded).
-test: install
+## nginx, envsubst and openssl for the deployment checks (apt-get install when root).
+tools:
+	@bash scripts/ensure_nginx.sh
+
+## Run every test (real PostgreSQL: found or embedded; real nginx for tests/deploy).
+test: install tools
 	$(BIN)/python -m pytest $(ARGS)
 
-lint: install
+## Code (ruff, mypy) and deployment (Dockerfiles, shell scripts, Compose schema, nginx -t).
+lint: install tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy backend bot scripts
+	$(BIN)/hadolint backend/Dockerfile bot/Dockerfile
+	$(BIN)/shellcheck scripts/*.sh .ci/run
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	bash scripts/nginx_local.sh test
 
 format: install
 	$(BIN)/ruff check --fix .

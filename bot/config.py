@@ -5,7 +5,7 @@ import re
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The bot ships in its own image, so it does not import the backend's settings.
@@ -50,6 +50,8 @@ class BotSettings(BaseSettings):
     webhook_base_url: str = ""
     webhook_path: str = "/telegram/webhook"
     webhook_secret: SecretStr = SecretStr("")
+    # A self-signed certificate (PEM) uploaded with setWebhook; empty for a CA-signed one.
+    webhook_cert: FilePath | None = None
     telegram_api_base: str | None = None
     backend_url: str = "http://backend:8000"
     internal_api_token: SecretStr = SecretStr("")
@@ -82,6 +84,12 @@ class BotSettings(BaseSettings):
                 "WEBHOOK_SECRET may hold only A-Z, a-z, 0-9, _ and - (e.g. openssl rand -hex 32)"
             )
         return value
+
+    @field_validator("webhook_cert", mode="before")
+    @classmethod
+    def _no_cert_when_empty(cls, value: object) -> object:
+        # `WEBHOOK_CERT=` in .env means "none", not the current directory.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("webhook_path")
     @classmethod

@@ -7,7 +7,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
-from aiogram.types import BotCommand, LinkPreviewOptions, Message
+from aiogram.types import BotCommand, FSInputFile, LinkPreviewOptions, Message
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
@@ -172,6 +172,8 @@ def create_webhook_app(
             url=settings.webhook_base_url.rstrip("/") + settings.webhook_path,
             secret_token=settings.webhook_secret.get_secret_value(),
             allowed_updates=ALLOWED_UPDATES,
+            # A self-signed certificate must be uploaded, or Telegram cannot verify nginx.
+            certificate=FSInputFile(settings.webhook_cert) if settings.webhook_cert else None,
         )
         log.info("webhook_set", path=settings.webhook_path)
 

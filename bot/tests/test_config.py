@@ -48,3 +48,12 @@ def test_polling_needs_no_public_address():
 def test_webhook_secret_telegram_would_refuse_is_refused_early():
     with pytest.raises(ValidationError, match="WEBHOOK_SECRET"):
         make(**{**GOOD, "webhook_secret": "abc+def/ghi=" * 3})
+
+
+def test_empty_webhook_cert_means_no_certificate():
+    assert make(**GOOD, webhook_cert="").webhook_cert is None
+
+
+def test_missing_webhook_cert_is_refused_at_start(tmp_path):
+    with pytest.raises(ValidationError, match="webhook_cert"):
+        make(**GOOD, webhook_cert=str(tmp_path / "missing.pem"))

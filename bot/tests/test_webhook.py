@@ -1,6 +1,7 @@
 """The webhook server: Telegram's secret header is required; setWebhook is called at start."""
 
 import socket
+from pathlib import Path
 
 import httpx
 
@@ -58,5 +59,32 @@ async def test_start_sets_the_webhook_with_secret_and_updates(env, user_id):
         async with httpx.AsyncClient() as http:
             health = await http.get(f"{url}/health")
         assert health.status_code == 200
+    finally:
+        await runner.cleanup()
+
+
+async def test_self_signed_certificate_is_uploaded_with_set_webhook(env, tmp_path):
+    from aiohttp import web
+
+    cert = tmp_path / "fullchain.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    config = bot_settings(
+        webhook_secret=SECRET, webhook_base_url="https://203.0.113.7:8443", webhook_cert=cert
+    )
+    runner = web.AppRunner(create_webhook_app(config, env.bot, env.dp, env.backend))
+    await runner.setup()
+    try:
+        [call] = env.telegram.named("SetWebhook")
+        assert call.params["url"] == "https://203.0.113.7:8443/telegram/webhook"
+        assert Path(call.params["certificate"].path) == cert
+    finally:
+        await runner.cleanup()
+
+
+async def test_no_certificate_is_uploaded_without_webhook_cert(env):
+    runner, _url = await serve(env)
+    try:
+        [call] = env.telegram.named("SetWebhook")
+        assert "certificate" not in call.params
     finally:
         await runner.cleanup()
