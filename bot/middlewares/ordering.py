@@ -60,6 +60,10 @@ class OrderingMiddleware(BaseMiddleware):
         message = event.message if isinstance(event, Update) else None
         if message is None or message.from_user is None:
             return await handler(event, data)
+        if message.successful_payment is not None or message.refunded_payment is not None:
+            # Money is never turned away or kept waiting behind a long answer: it is
+            # recorded at once (and acknowledged to Telegram only then).
+            return await handler(event, data)
         user_id = message.from_user.id
         if self._queue.busy_beyond_bound(user_id):
             log.info("user_busy", user_id=user_id)

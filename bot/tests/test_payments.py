@@ -218,3 +218,15 @@ async def test_status_and_settings_show_vip_until_and_renewal(env, user_id):
     assert "VIP until" in status and "Auto-renewal: on" in status
     await env.send(message_update(user_id, "/settings"))
     assert "Auto-renewal: on" in env.telegram.sent_texts()[-1]
+
+
+async def test_payment_is_recorded_even_when_the_users_queue_is_full(env, user_id):
+    payload = await open_offer(env, user_id)
+    env.fake.script("openai", text="slow", first_delay_s=0.3)
+    burst = [message_update(user_id, f"q{n}") for n in range(env.settings.max_waiting_per_user + 2)]
+    chats = [asyncio.create_task(env.send(update)) for update in burst]
+    await asyncio.sleep(0.05)  # the queue is full now
+    await env.send(paid_update(user_id, payload, f"busy-{user_id}"))
+    assert (await env.backend.subscription(user_id)).is_vip
+    await asyncio.gather(*chats)
+    assert any("VIP is active until" in t for t in env.telegram.sent_texts())
