@@ -6,6 +6,7 @@ Telegram received, as the user would see it.
 """
 
 import asyncio
+import contextlib
 import itertools
 import os
 import secrets
@@ -129,10 +130,43 @@ class System:
     backend_url: str
     bot_url: str
     http: httpx.AsyncClient
+    # How each service was started (args, env, working directory), to start it again.
+    launches: dict[str, tuple[list[str], dict[str, str], Path]] = field(default_factory=dict)
+    # Earlier runs of a service that was stopped and started again, oldest first.
+    retired: list[Service] = field(default_factory=list)
 
     @property
     def services(self) -> tuple[Service, ...]:
         return (self.backend, self.bot)
+
+    def service(self, name: str) -> Service:
+        """The current run of "backend" or "bot"."""
+        if name not in ("backend", "bot"):
+            raise ValueError(f"no service {name!r}")
+        return self.backend if name == "backend" else self.bot
+
+    async def stop_service(self, name: str) -> int:
+        """SIGTERM one service, as `docker compose stop` does; its exit code."""
+        return await self.service(name).stop()
+
+    async def start_service(self, name: str) -> Service:
+        """Start a stopped service again, as before (same port, database, env); once healthy."""
+        old = self.service(name)
+        assert old.process.returncode is not None, f"{name} is still running"
+        webhooks = len(self.telegram.calls("setWebhook"))
+        args, env, cwd = self.launches[name]
+        new = await Service.start(name, args, env, cwd)
+        self.retired.append(old)
+        if name == "backend":
+            self.backend = new
+            await new.wait_healthy(f"{self.backend_url}/health", self.http)
+        else:
+            self.bot = new
+            await new.wait_healthy(f"{self.bot_url}/health", self.http)
+            await self.telegram.wait_for(
+                "setWebhook", count=webhooks + 1, timeout=STARTUP_TIMEOUT_S
+            )
+        return new
 
     async def post_raw_update(
         self, update: dict[str, Any], secret: str | None = None
@@ -279,13 +313,13 @@ def empty_database(scratch_database: Callable[[], str]) -> str:
     return scratch_database()
 
 
-@pytest.fixture(scope="module")
-async def system(
-    empty_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[System]:
-    """Backend and bot processes against the fakes; stopped (and checked) at the end."""
-    # An empty working directory: a developer's .env cannot change what is tested.
-    workdir = tmp_path_factory.mktemp("e2e-services")
+@contextlib.asynccontextmanager
+async def running_system(database_url: str, workdir: Path) -> AsyncIterator[System]:
+    """Backend and bot processes against fresh fakes; stopped (and checked) at the end.
+
+    `database_url` is an empty database; `workdir` an empty working directory, so a
+    developer's .env cannot change what is tested.
+    """
     backend_port, bot_port = free_port(), free_port()
     backend_url = f"http://127.0.0.1:{backend_port}"
     bot_url = f"http://127.0.0.1:{bot_port}"
@@ -296,7 +330,7 @@ async def system(
     ):
         backend_env = service_env(
             APP_ENV="production",
-            DATABASE_URL=empty_database,
+            DATABASE_URL=database_url,
             INTERNAL_API_TOKEN=INTERNAL_TOKEN,
             BACKEND_HOST="127.0.0.1",
             BACKEND_PORT=str(backend_port),
@@ -321,14 +355,21 @@ async def system(
             # Drafts a few times a second, so a short streamed answer shows its growth.
             STREAM_INTERVAL_S="0.25",
         )
+        launches = {
+            "backend": (["-m", "backend"], backend_env, workdir),
+            "bot": (["-m", "bot"], bot_env, workdir),
+        }
         # The bot needs neither database nor backend to start, so it starts meanwhile.
-        bot = await Service.start("bot", ["-m", "bot"], bot_env, workdir)
+        bot = await Service.start("bot", *launches["bot"])
         services = [bot]
+        running: System | None = None
         try:
-            await init_database(empty_database)
-            backend = await Service.start("backend", ["-m", "backend"], backend_env, workdir)
+            await init_database(database_url)
+            backend = await Service.start("backend", *launches["backend"])
             services.insert(0, backend)
-            running = System(telegram, providers, backend, bot, backend_url, bot_url, http)
+            running = System(
+                telegram, providers, backend, bot, backend_url, bot_url, http, launches
+            )
             await asyncio.gather(
                 backend.wait_healthy(f"{backend_url}/health", http),
                 bot.wait_healthy(f"{bot_url}/health", http),
@@ -336,15 +377,27 @@ async def system(
             await telegram.wait_for("setWebhook", timeout=STARTUP_TIMEOUT_S)
             yield running
         finally:
+            if running is not None:  # the services may have been started again since
+                services = list(running.services)
             codes = {service.name: await service.stop() for service in reversed(services)}
         outputs = "\n".join(f"--- {s.name} ---\n{s.tail()}" for s in services)
+        last = {service.name: service for service in services}
         # uvicorn re-raises SIGTERM once it has shut down cleanly.
         assert codes["bot"] == 0 and codes["backend"] in (0, -15), (codes, outputs)
-        assert '"event": "bot_stopped"' in bot.output, outputs
-        assert '"event": "backend_stopped"' in backend.output, outputs
-        for service in services:
+        assert '"event": "bot_stopped"' in last["bot"].output, outputs
+        assert '"event": "backend_stopped"' in last["backend"].output, outputs
+        for service in [*(running.retired if running else []), *services]:
             leaked = [name for name in SECRETS if name in service.output]
             assert not leaked, f"{service.name} logged a secret:\n{outputs}"
+
+
+@pytest.fixture(scope="module")
+async def system(
+    empty_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[System]:
+    """Backend and bot processes against the fakes; stopped (and checked) at the end."""
+    async with running_system(empty_database, tmp_path_factory.mktemp("e2e-services")) as running:
+        yield running
 
 
 @pytest.fixture
