@@ -15,6 +15,7 @@ PLACEHOLDER_SECRETS = frozenset(
 MIN_PRODUCTION_SECRET_LENGTH = 24
 
 
+MB = 1024 * 1024
 DEFAULT_SYSTEM_PROMPT = (
     "You are Pomogator, a helpful assistant people talk to in Telegram. Answer in the language "
     "of the user's message. Be accurate and concise; use Markdown (bold, lists, code blocks) "
@@ -89,6 +90,16 @@ class Settings(DatabaseSettings):
     provider_max_retries: int = Field(default=1, ge=0, le=5)
     provider_connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
     max_message_chars: int = Field(default=4096, ge=1, le=100_000)
+    # Attachments: Telegram lets bots download files up to 20 MB.
+    voice_max_seconds: int = Field(default=300, ge=1, le=7200)
+    voice_max_bytes: int = Field(default=20 * MB, ge=1, le=20 * MB)
+    photo_max_bytes: int = Field(default=10 * MB, ge=1, le=20 * MB)
+    document_max_bytes: int = Field(default=10 * MB, ge=1, le=20 * MB)
+    document_max_pages: int = Field(default=50, ge=1, le=2000)
+    custom_instructions_max_chars: int = Field(default=1000, ge=1, le=4000)
+    # A picture (/image) costs this many free messages; with PICTURE_VIP_ONLY only VIPs may ask.
+    picture_credits: int = Field(default=3, ge=1, le=100)
+    picture_vip_only: bool = False
     # A reservation still pending this long belongs to an answer that died with its process:
     # it is refunded. Longer than any model's timeout_s in the catalog.
     stale_reservation_s: int = Field(default=1200, ge=60)

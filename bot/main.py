@@ -12,7 +12,8 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_applicati
 from aiohttp import web
 
 from bot.config import BotMode, BotSettings
-from bot.handlers import chat, common, errors, menu, model, payments
+from bot.handlers import chat, common, errors, media, menu, model, payments, preferences
+from bot.keyboards.menus import SwitchModelCB
 from bot.middlewares.auth import ProfileCache, UserMiddleware
 from bot.middlewares.dedup import DeduplicationMiddleware, SeenUpdates
 from bot.middlewares.ordering import OrderingMiddleware, UserQueue
@@ -25,7 +26,17 @@ from bot.utils.telegram_limits import TelegramLimits
 
 log = get_logger("bot.main")
 
-COMMANDS = ("start", "model", "new", "status", "settings", "subscribe", "help")
+COMMANDS = (
+    "start",
+    "model",
+    "new",
+    "image",
+    "status",
+    "settings",
+    "instructions",
+    "subscribe",
+    "help",
+)
 ALLOWED_UPDATES = [
     "message",
     "callback_query",
@@ -77,7 +88,9 @@ def create_dispatcher(settings: BotSettings, backend: BackendClient) -> Dispatch
     # Order matters: redeliveries dropped first, then the place in the user's queue, then the
     # profile, then the language read from it.
     dp.update.outer_middleware(DeduplicationMiddleware(SeenUpdates()))
-    dp.update.outer_middleware(OrderingMiddleware(queue, busy))
+    dp.update.outer_middleware(
+        OrderingMiddleware(queue, busy, answering_prefixes=(SwitchModelCB.__prefix__,))
+    )
     dp.update.outer_middleware(UserMiddleware(backend, profiles))
     i18n.setup(dispatcher=dp)
     dp.update.outer_middleware(AllowanceMiddleware())
@@ -86,6 +99,8 @@ def create_dispatcher(settings: BotSettings, backend: BackendClient) -> Dispatch
         menu.create_router(),
         model.create_router(),
         payments.create_router(),
+        preferences.create_router(),  # before chat: a reply to the instruction prompt
+        media.create_router(),  # before chat: /image is text too
         chat.create_router(),
         common.create_router(),
     )

@@ -16,7 +16,7 @@ from backend.models.database import (
     Trial,
     User,
 )
-from backend.models.enums import CreditKind, MessageStatus, SubscriptionStatus
+from backend.models.enums import CreditKind, MessageKind, MessageStatus, SubscriptionStatus
 
 # Subscriptions in these states still give VIP until `expires_at`.
 VIP_STATES = (SubscriptionStatus.ACTIVE.value, SubscriptionStatus.CANCELED.value)
@@ -32,6 +32,7 @@ class NewUserFields:
     language: str
     provider: str
     model: str
+    mode: str = "general"
 
 
 async def get_user(session: AsyncSession, telegram_id: int) -> User | None:
@@ -53,6 +54,7 @@ async def upsert_user(session: AsyncSession, fields: NewUserFields) -> tuple[Use
         language=fields.language,
         provider=fields.provider,
         model=fields.model,
+        mode=fields.mode,
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=[User.telegram_id],
@@ -78,12 +80,12 @@ async def get_trial(session: AsyncSession, user_id: int) -> Trial | None:
     return await session.get(Trial, user_id)
 
 
-async def take_free_message(session: AsyncSession, user_id: int) -> int | None:
-    """Take one free message if any is left; the balance after, or None when none was left."""
+async def take_free_messages(session: AsyncSession, user_id: int, count: int = 1) -> int | None:
+    """Take `count` free messages if that many are left; the balance after, or None."""
     result = await session.execute(
         update(Trial)
-        .where(Trial.user_id == user_id, Trial.messages_left > 0)
-        .values(messages_left=Trial.messages_left - 1, updated_at=func.now())
+        .where(Trial.user_id == user_id, Trial.messages_left >= count)
+        .values(messages_left=Trial.messages_left - count, updated_at=func.now())
         .returning(Trial.messages_left)
     )
     return result.scalar_one_or_none()
@@ -211,6 +213,8 @@ class NewMessage:
     api_model: str | None = None
     request_text: str | None = None
     client_message_id: str | None = None
+    kind: str = "text"
+    credits: int = 1
 
 
 async def open_message(session: AsyncSession, fields: NewMessage) -> MessageLog:
@@ -224,6 +228,8 @@ async def open_message(session: AsyncSession, fields: NewMessage) -> MessageLog:
         request_text=fields.request_text,
         status=MessageStatus.PENDING.value,
         charged=fields.charged,
+        kind=fields.kind,
+        credits=fields.credits,
     )
     session.add(message)
     await session.flush()
@@ -250,6 +256,8 @@ async def history(
             MessageLog.conversation_id == conversation_id,
             MessageLog.status == MessageStatus.SUCCESS.value,
             MessageLog.id < before_id,
+            # Pictures made on request are not part of what the chat models read back.
+            MessageLog.kind != MessageKind.IMAGE.value,
         )
         .order_by(MessageLog.id.desc())
         .limit(limit)

@@ -27,6 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from backend.models.enums import (
     CreditKind,
     Language,
+    MessageKind,
     MessageStatus,
     PaymentRail,
     SubscriptionStatus,
@@ -56,6 +57,9 @@ class User(Base):
     __table_args__ = (
         CheckConstraint("telegram_id > 0", name="telegram_id_positive"),
         CheckConstraint(f"language IN ({sql_in(Language)})", name="language_known"),
+        CheckConstraint(
+            "char_length(custom_instructions) <= 4000", name="custom_instructions_length"
+        ),
         Index("ix_users_username_lower", func.lower(text("username"))),
     )
 
@@ -69,6 +73,8 @@ class User(Base):
     provider: Mapped[str] = mapped_column(String(32), nullable=False)
     model: Mapped[str] = mapped_column(String(64), nullable=False)
     show_reasoning: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=true())
+    mode: Mapped[str] = mapped_column(String(32), nullable=False, server_default="general")
+    custom_instructions: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _created_at()
     last_seen_at: Mapped[datetime] = _created_at()
@@ -111,6 +117,8 @@ class MessageLog(Base):
     __tablename__ = "messages_log"
     __table_args__ = (
         CheckConstraint(f"status IN ({sql_in(MessageStatus)})", name="status_known"),
+        CheckConstraint(f"kind IN ({sql_in(MessageKind)})", name="kind_known"),
+        CheckConstraint("credits > 0", name="credits_positive"),
         CheckConstraint("input_tokens IS NULL OR input_tokens >= 0", name="input_tokens_ok"),
         CheckConstraint("output_tokens IS NULL OR output_tokens >= 0", name="output_tokens_ok"),
         CheckConstraint("cost_usd IS NULL OR cost_usd >= 0", name="cost_non_negative"),
@@ -148,6 +156,9 @@ class MessageLog(Base):
     api_model: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     charged: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False, server_default="text")
+    # Free messages this answer takes when charged (a picture may cost more than one).
+    credits: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     request_text: Mapped[str | None] = mapped_column(Text)
     response_text: Mapped[str | None] = mapped_column(Text)
     reasoning_text: Mapped[str | None] = mapped_column(Text)

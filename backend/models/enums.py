@@ -21,6 +21,14 @@ class MessageStatus(StrEnum):
     FAILED = "failed"
 
 
+class MessageKind(StrEnum):
+    TEXT = "text"
+    VOICE = "voice"  # a voice note, audio file or video note, answered from its transcript
+    PHOTO = "photo"
+    DOCUMENT = "document"
+    IMAGE = "image"  # a picture generated on request (/image)
+
+
 class SubscriptionStatus(StrEnum):
     ACTIVE = "active"
     CANCELED = "canceled"  # auto-renewal off; VIP lasts until expires_at

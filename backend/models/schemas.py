@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from backend.models.enums import CreditKind, Language
+from backend.models.enums import CreditKind, Language, MessageKind
 
 MAX_BIGINT = 2**63 - 1
 
@@ -53,12 +53,25 @@ class UserUpdate(ApiModel):
     model: Annotated[SafeStr, Field(min_length=1, max_length=64)] | None = None
     language: Language | None = None
     show_reasoning: bool | None = None
+    mode: Annotated[SafeStr, Field(min_length=1, max_length=32)] | None = None
+    # "" clears the instruction; the length limit is a setting, checked by the service.
+    custom_instructions: Annotated[SafeStr, Field(max_length=20_000)] | None = None
 
     @model_validator(mode="after")
     def _something_to_change(self) -> "UserUpdate":
-        values = (self.provider, self.model, self.language, self.show_reasoning)
+        values = (
+            self.provider,
+            self.model,
+            self.language,
+            self.show_reasoning,
+            self.mode,
+            self.custom_instructions,
+        )
         if all(value is None for value in values):
-            raise ValueError("give at least one of provider, model, language, show_reasoning")
+            raise ValueError(
+                "give at least one of provider, model, language, show_reasoning, mode,"
+                " custom_instructions"
+            )
         return self
 
 
@@ -76,6 +89,8 @@ class UserProfile(ApiModel):
     provider: str
     model: str
     show_reasoning: bool
+    mode: str
+    custom_instructions: str | None
     created_at: datetime
 
 
@@ -112,13 +127,44 @@ class HealthOut(ApiModel):
     database: str
 
 
+# 20 MB (what Telegram lets a bot download) in base64, with room for padding.
+MAX_ATTACHMENT_BASE64 = 28 * 1024 * 1024
+WITH_ATTACHMENT = frozenset({MessageKind.VOICE, MessageKind.PHOTO, MessageKind.DOCUMENT})
+
+
+class AttachmentIn(ApiModel):
+    """A file from the user's message (voice, photo, document), inline as base64."""
+
+    data: Annotated[str, Field(min_length=1, max_length=MAX_ATTACHMENT_BASE64)]
+    media_type: Annotated[str, Field(pattern=r"^[\w.+-]+/[\w.+-]+$", max_length=127)]
+    filename: Annotated[SafeStr, Field(min_length=1, max_length=255)] | None = None
+    duration_s: Annotated[int, Field(ge=0, le=86_400)] | None = None
+
+
 class MessageIn(ApiModel):
-    """A user's message to answer with their chosen model."""
+    """A user's message to answer with their chosen model.
+
+    `kind` says what it is: typed text, a voice note (transcribed, then answered), a photo
+    (the text is its caption), a document (the text is the question about it) or a request
+    for a picture (the text describes it).
+    """
 
     telegram_id: TelegramId
-    text: Annotated[SafeStr, Field(min_length=1)]
+    text: SafeStr = ""
     client_message_id: Annotated[SafeStr, Field(min_length=1, max_length=64)] | None = None
     stream: bool = False
+    kind: MessageKind = MessageKind.TEXT
+    attachment: AttachmentIn | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> "MessageIn":
+        if self.kind in WITH_ATTACHMENT and self.attachment is None:
+            raise ValueError(f"a {self.kind} message needs an attachment")
+        if self.kind not in WITH_ATTACHMENT and self.attachment is not None:
+            raise ValueError(f"a {self.kind} message takes no attachment")
+        if self.kind in (MessageKind.TEXT, MessageKind.IMAGE) and not self.text.strip():
+            raise ValueError(f"a {self.kind} message needs text")
+        return self
 
 
 class SourceOut(ApiModel):
@@ -133,6 +179,13 @@ class UsageOut(ApiModel):
     output_tokens: int
     cached_input_tokens: int = 0
     reasoning_tokens: int = 0
+
+
+class ImageOut(ApiModel):
+    """A generated picture, inline as base64."""
+
+    media_type: str
+    data: str
 
 
 class MessageOut(ApiModel):
@@ -150,6 +203,11 @@ class MessageOut(ApiModel):
     free_messages_left: int
     is_vip: bool
     trimmed: bool
+    kind: MessageKind = MessageKind.TEXT
+    transcript: str | None = None  # what a voice message said
+    document_truncated: bool = False  # the document was cut to fit the model
+    image: ImageOut | None = None  # the picture of an /image request
+    credits_charged: int = 0
 
 
 class StartEvent(ApiModel):
@@ -160,6 +218,14 @@ class StartEvent(ApiModel):
     trimmed: bool
     free_messages_left: int
     is_vip: bool
+    document_truncated: bool = False
+
+
+class TranscriptEvent(ApiModel):
+    """What a voice message said, sent before the answer to it."""
+
+    type: Literal["transcript"] = "transcript"
+    text: str
 
 
 class DeltaEvent(ApiModel):
@@ -197,6 +263,7 @@ class ErrorEvent(ApiModel):
 
 StreamEvent = Annotated[
     StartEvent
+    | TranscriptEvent
     | DeltaEvent
     | ReasoningEvent
     | SourcesEvent
@@ -213,6 +280,7 @@ class ModelOut(ApiModel):
     available: bool
     reasoning: bool
     long_running: bool
+    images: bool = False  # accepts photos
 
 
 class ProviderOut(ApiModel):
@@ -222,9 +290,38 @@ class ProviderOut(ApiModel):
     models: list[ModelOut]
 
 
+class ModeOut(ApiModel):
+    key: str
+    labels: dict[str, str]  # by interface language
+    descriptions: dict[str, str]
+
+
+class FeaturesOut(ApiModel):
+    voice: bool  # voice notes are transcribed
+    image_generation: bool  # /image works
+    image_credits: int  # free messages one picture costs
+    image_vip_only: bool
+
+
+class LimitsOut(ApiModel):
+    max_message_chars: int
+    voice_max_seconds: int
+    voice_max_bytes: int
+    image_max_bytes: int
+    document_max_bytes: int
+    document_max_pages: int
+    custom_instructions_max_chars: int
+    document_types: list[str]  # file extensions read as documents
+    image_types: list[str]  # media types accepted as photos
+
+
 class CatalogOut(ApiModel):
     default_model: str
     providers: list[ProviderOut]
+    default_mode: str
+    modes: list[ModeOut]
+    features: FeaturesOut
+    limits: LimitsOut
 
 
 class ConversationOut(ApiModel):

@@ -5,6 +5,7 @@ and the settlement are each their own short transaction.
 """
 
 import asyncio
+import base64
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -16,28 +17,35 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.config import Settings
 from backend.database import crud
-from backend.models.database import MessageLog
-from backend.models.enums import MessageStatus
+from backend.models.database import MessageLog, User
+from backend.models.enums import MessageKind, MessageStatus
 from backend.models.schemas import (
     CatalogOut,
     ConversationOut,
     DeltaEvent,
     DoneEvent,
     ErrorEvent,
+    FeaturesOut,
+    ImageOut,
+    LimitsOut,
     MessageIn,
     MessageOut,
     ModelOut,
+    ModeOut,
     ProgressEvent,
     ProviderOut,
     ReasoningEvent,
     SourceOut,
     SourcesEvent,
     StartEvent,
+    TranscriptEvent,
     UsageOut,
 )
+from backend.services.attachments import IMAGE_TYPES, Incoming, read_incoming
 from backend.services.catalog import Catalog, ModelEntry
 from backend.services.clock import Clock, utcnow
 from backend.services.credit_service import CreditService, Reservation
+from backend.services.documents import DOCUMENT_TYPES
 from backend.services.providers.base import (
     Progress,
     ProviderError,
@@ -49,9 +57,16 @@ from backend.services.providers.base import (
     Turn,
     Usage,
 )
+from backend.services.providers.media import GeneratedImage
 from backend.services.providers.registry import ProviderRegistry
 from backend.services.user_service import require_user
-from backend.utils.exceptions import DuplicateRequest, MessageTooLong
+from backend.utils.exceptions import (
+    DuplicateRequest,
+    ImageGenerationUnavailable,
+    ImagesNotSupported,
+    MessageTooLong,
+    VoiceUnavailable,
+)
 from backend.utils.logger import get_logger
 
 log = get_logger("backend.answers")
@@ -92,24 +107,50 @@ def fit_history(
     return turns, trimmed
 
 
-def compute_cost(entry: ModelEntry, usage: Usage | None) -> Decimal | None:
-    """The provider's own figure when it gives one, else tokens times catalog prices."""
+def token_cost(
+    usage: Usage | None,
+    price_input: Decimal | None,
+    price_cached: Decimal | None,
+    price_output: Decimal | None,
+) -> Decimal | None:
+    """The provider's own figure when it gives one, else tokens times the prices per 1M."""
     if usage is None:
         return None
     if usage.cost_usd is not None:
         return usage.cost_usd.quantize(Decimal("0.000001"))
-    if entry.price_input_per_1m is None or entry.price_output_per_1m is None:
+    if price_input is None or price_output is None:
         return None
     cached = min(usage.cached_input_tokens, usage.input_tokens)
-    cached_price = entry.price_cached_input_per_1m
-    if cached_price is None:
-        cached_price = entry.price_input_per_1m
+    cached_price = price_input if price_cached is None else price_cached
     total = (
-        Decimal(usage.input_tokens - cached) * entry.price_input_per_1m
+        Decimal(usage.input_tokens - cached) * price_input
         + Decimal(cached) * cached_price
-        + Decimal(usage.output_tokens) * entry.price_output_per_1m
+        + Decimal(usage.output_tokens) * price_output
     ) / MILLION
     return total.quantize(Decimal("0.000001"))
+
+
+def compute_cost(entry: ModelEntry, usage: Usage | None) -> Decimal | None:
+    """What an answer cost: the provider's figure, or tokens times the catalog's prices."""
+    return token_cost(
+        usage, entry.price_input_per_1m, entry.price_cached_input_per_1m, entry.price_output_per_1m
+    )
+
+
+def compose_instructions(system_prompt: str, mode_prompt: str, custom: str | None) -> str:
+    """The system prompt: the operator's, then the chat mode's, then the user's own."""
+    parts = [system_prompt.strip(), mode_prompt.strip()]
+    if custom:
+        parts.append(f"The user's own instructions for every answer:\n{custom.strip()}")
+    return "\n\n".join(part for part in parts if part)
+
+
+def fit_document(name: str, text: str, budget_tokens: int) -> tuple[str, bool]:
+    """The document as context for the question, cut to `budget_tokens`; True when cut."""
+    limit = max(budget_tokens - TURN_OVERHEAD_TOKENS, 0) * CHARS_PER_TOKEN
+    cut = len(text) > limit
+    body = text[:limit]
+    return f'<document name="{name}">\n{body}\n</document>', cut
 
 
 @dataclass
@@ -118,10 +159,30 @@ class PreparedAnswer:
 
     reservation: Reservation
     entry: ModelEntry
-    request: ProviderRequest
-    trimmed: bool
+    incoming: Incoming
+    instructions: str
+    question: str
+    history: list[tuple[str, str]]
+    more_history: bool
+    request: ProviderRequest | None = None  # built once the question is known (after speech)
+    trimmed: bool = False
+    document_truncated: bool = False
     started: float = field(default_factory=time.monotonic)
     failure: ProviderError | None = None
+
+
+@dataclass
+class Outcome:
+    """What the providers produced for one message, gathered while it streams."""
+
+    text: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    sources: dict[str, SourceOut] = field(default_factory=dict)
+    usage: Usage | None = None
+    first_token_ms: int | None = None
+    transcript: str | None = None
+    audio_seconds: float | None = None
+    image: GeneratedImage | None = None
 
 
 @dataclass
@@ -132,7 +193,12 @@ class Replay:
 
 
 class ChatService:
-    """The use case behind POST /api/v1/messages, and the conversation controls."""
+    """The use case behind POST /api/v1/messages, and the conversation controls.
+
+    Every kind of message (text, voice, photo, document, picture request) takes the same path:
+    checks and limits, reserve, provider calls with no database connection held, then commit
+    or refund, and the history.
+    """
 
     def __init__(
         self,
@@ -160,6 +226,7 @@ class ChatService:
                     available=available,
                     reasoning=m.reasoning,
                     long_running=m.long_running,
+                    images=m.images,
                 )
                 for m in self._catalog.models
                 if m.provider == key
@@ -167,7 +234,37 @@ class ChatService:
             providers.append(
                 ProviderOut(key=key, label=provider.label, available=available, models=models)
             )
-        return CatalogOut(default_model=self._catalog.default_model, providers=providers)
+        settings = self._settings
+        return CatalogOut(
+            default_model=self._catalog.default_model,
+            providers=providers,
+            default_mode=self._catalog.default_mode,
+            modes=[
+                ModeOut(
+                    key=m.key,
+                    labels={"en": m.label_en, "ru": m.label_ru},
+                    descriptions={"en": m.description_en, "ru": m.description_ru},
+                )
+                for m in self._catalog.modes
+            ],
+            features=FeaturesOut(
+                voice=self._providers.transcriber is not None,
+                image_generation=self._providers.images is not None,
+                image_credits=settings.picture_credits,
+                image_vip_only=settings.picture_vip_only,
+            ),
+            limits=LimitsOut(
+                max_message_chars=settings.max_message_chars,
+                voice_max_seconds=settings.voice_max_seconds,
+                voice_max_bytes=settings.voice_max_bytes,
+                image_max_bytes=settings.photo_max_bytes,
+                document_max_bytes=settings.document_max_bytes,
+                document_max_pages=settings.document_max_pages,
+                custom_instructions_max_chars=settings.custom_instructions_max_chars,
+                document_types=list(DOCUMENT_TYPES),
+                image_types=list(IMAGE_TYPES),
+            ),
+        )
 
     async def reset(self, telegram_id: int) -> ConversationOut:
         """Start a new conversation: later answers do not see the earlier messages."""
@@ -181,8 +278,27 @@ class ChatService:
             await session.commit()
             return result
 
+    def _check_available(self, kind: MessageKind) -> None:
+        if kind == MessageKind.VOICE and self._providers.transcriber is None:
+            raise VoiceUnavailable()
+        if kind == MessageKind.IMAGE and self._providers.images is None:
+            raise ImageGenerationUnavailable()
+
+    def _image_models(self) -> list[str]:
+        return [
+            m.key
+            for m in self._catalog.models
+            if m.images and self._providers.available(m.provider)
+        ]
+
+    def _instructions(self, user: User) -> str:
+        mode = self._catalog.mode(user.mode) or self._catalog.mode(self._catalog.default_mode)
+        return compose_instructions(
+            self._settings.system_prompt, mode.prompt if mode else "", user.custom_instructions
+        )
+
     async def prepare(self, body: MessageIn) -> PreparedAnswer | Replay:
-        """Check the message, reserve a credit and gather the history (before any provider call)."""
+        """Check the message and its limits, reserve, gather the history (no provider call yet)."""
         limit = self._settings.max_message_chars
         if len(body.text) > limit:
             raise MessageTooLong(
@@ -190,40 +306,83 @@ class ChatService:
                 limit=limit,
                 length=len(body.text),
             )
+        self._check_available(body.kind)
+        incoming = await read_incoming(body, self._settings)
         async with self._sessions() as session:
             user = await require_user(session, body.telegram_id)
             entry = self._catalog.get(user.model) or self._catalog.default
-            if not self._providers.available(entry.provider):
+            if body.kind != MessageKind.IMAGE and not self._providers.available(entry.provider):
                 raise ProviderNotConfigured(provider=entry.provider, model=entry.key)
+            if incoming.images and not entry.images:
+                raise ImagesNotSupported(
+                    f"{entry.key} does not accept images.",
+                    model=entry.key,
+                    image_models=self._image_models(),
+                )
+            picture = body.kind == MessageKind.IMAGE
+            generation = self._catalog.image_generation
             try:
                 reservation = await CreditService(session, self._clock).reserve(
                     body.telegram_id,
-                    provider=entry.provider,
-                    model=entry.key,
-                    api_model=entry.api_model,
-                    request_text=body.text,
+                    provider=generation.provider if picture and generation else entry.provider,
+                    model="image" if picture else entry.key,
+                    api_model=generation.api_model if picture and generation else entry.api_model,
+                    request_text=incoming.stored_text(),
                     client_message_id=body.client_message_id,
+                    kind=body.kind,
+                    credits=self._settings.picture_credits if picture else 1,
+                    vip_only=picture and self._settings.picture_vip_only,
+                    user=user,
                 )
             except DuplicateRequest as duplicate:
                 return await self._replay(session, duplicate)
-            pairs = await crud.history(
-                session, reservation.conversation_id, reservation.message_id, HISTORY_ROWS + 1
+            instructions = self._instructions(user)
+            question = incoming.question(user.language)
+            pairs = (
+                []
+                if picture
+                else await crud.history(
+                    session, reservation.conversation_id, reservation.message_id, HISTORY_ROWS + 1
+                )
             )
-        more_exist = len(pairs) > HISTORY_ROWS
-        turns, trimmed = fit_history(
-            pairs[:HISTORY_ROWS], body.text, entry.history_budget_tokens, more_exist
+        prepared = PreparedAnswer(
+            reservation=reservation,
+            entry=entry,
+            incoming=incoming,
+            instructions=instructions,
+            question=question,
+            history=pairs[:HISTORY_ROWS],
+            more_history=len(pairs) > HISTORY_ROWS,
         )
-        request = ProviderRequest(
+        if incoming.kind not in (MessageKind.VOICE, MessageKind.IMAGE):
+            self._build_request(prepared, question)
+        return prepared
+
+    def _build_request(self, prepared: PreparedAnswer, question: str) -> None:
+        """The provider request: the question (with its document) and the history that fits."""
+        entry, incoming = prepared.entry, prepared.incoming
+        budget = entry.history_budget_tokens
+        if incoming.document is not None:
+            context, cut = fit_document(
+                incoming.document.name,
+                incoming.document.text,
+                budget - estimate_tokens(question),
+            )
+            question = f"{question}\n\n{context}"
+            prepared.document_truncated = cut or incoming.document.pages_cut
+        turns, prepared.trimmed = fit_history(
+            prepared.history, question, budget, prepared.more_history
+        )
+        if incoming.images:
+            turns[-1] = Turn("user", turns[-1].content, incoming.images)
+        prepared.request = ProviderRequest(
             api_model=entry.api_model,
-            instructions=self._settings.system_prompt,
+            instructions=prepared.instructions,
             turns=turns,
             options=dict(entry.options),
             stream=bool(entry.options.get("stream", True)),
             max_output_tokens=entry.max_output_tokens,
             timeout_s=entry.timeout_s,
-        )
-        return PreparedAnswer(
-            reservation=reservation, entry=entry, request=request, trimmed=trimmed
         )
 
     async def _replay(self, session: AsyncSession, duplicate: DuplicateRequest) -> Replay:
@@ -257,59 +416,77 @@ class ChatService:
             trimmed=prepared.trimmed,
             free_messages_left=reservation.free_messages_left,
             is_vip=reservation.is_vip,
+            document_truncated=prepared.document_truncated,
         )
-        text: list[str] = []
-        reasoning: list[str] = []
-        sources: dict[str, SourceOut] = {}
-        usage: Usage | None = None
-        first_token_ms: int | None = None
-        adapter = self._providers.adapter(reservation.provider)
+        outcome = Outcome()
         try:
-            async for event in adapter.answer(prepared.request):
-                if isinstance(event, TextDelta):
-                    if first_token_ms is None:
-                        first_token_ms = self._elapsed_ms(prepared)
-                    text.append(event.text)
-                    yield DeltaEvent(text=event.text)
-                elif isinstance(event, ReasoningDelta):
-                    reasoning.append(event.text)
-                    yield ReasoningEvent(text=event.text)
-                elif isinstance(event, Sources):
-                    fresh = [
-                        SourceOut(title=s.title, url=s.url, date=s.date, snippet=s.snippet)
-                        for s in event.items
-                        if s.url not in sources
-                    ]
-                    sources.update((s.url, s) for s in fresh)
-                    if fresh:
-                        yield SourcesEvent(sources=fresh)
-                elif isinstance(event, Progress):
-                    yield ProgressEvent(
-                        stage=event.stage, elapsed_s=time.monotonic() - prepared.started
-                    )
-                elif isinstance(event, Usage):
-                    usage = event
-            if not "".join(text).strip():
-                raise ProviderError("The AI provider returned an empty answer.")
+            async for event in self._produce(prepared, outcome):
+                yield event
         except ProviderError as failure:
-            yield await self._fail(prepared, failure, first_token_ms)
+            yield await self._fail(prepared, failure, outcome.first_token_ms)
             return
         except Exception:
             log.exception("answer_crashed", message_id=reservation.message_id)
-            yield await self._fail(prepared, ProviderError(), first_token_ms)
+            yield await self._fail(prepared, ProviderError(), outcome.first_token_ms)
             return
         except BaseException:
             # The caller went away (client disconnect, shutdown): nobody gets this answer.
-            await asyncio.shield(self._settle_failure(prepared, "cancelled", first_token_ms))
+            await asyncio.shield(
+                self._settle_failure(prepared, "cancelled", outcome.first_token_ms)
+            )
             raise
-        yield await self._succeed(
-            prepared,
-            "".join(text),
-            "".join(reasoning),
-            list(sources.values()),
-            usage,
-            first_token_ms,
-        )
+        yield await self._succeed(prepared, outcome)
+
+    async def _produce(
+        self, prepared: PreparedAnswer, outcome: Outcome
+    ) -> AsyncIterator[BaseModel]:
+        """Call the providers for this message, filling `outcome` and yielding what streams."""
+        incoming = prepared.incoming
+        if incoming.kind == MessageKind.IMAGE:
+            images = self._providers.images
+            if images is None:
+                raise ImageGenerationUnavailable()
+            outcome.image = await images.generate(prepared.question)
+            outcome.usage = outcome.image.usage
+            return
+        if incoming.audio is not None:
+            transcriber = self._providers.transcriber
+            if transcriber is None:
+                raise VoiceUnavailable()
+            audio = incoming.audio
+            transcript = await transcriber.transcribe(audio.data, audio.filename, audio.media_type)
+            outcome.transcript = transcript.text
+            outcome.audio_seconds = transcript.duration_s or audio.duration_s
+            yield TranscriptEvent(text=transcript.text)
+            self._build_request(prepared, transcript.text)
+        assert prepared.request is not None
+        adapter = self._providers.adapter(prepared.reservation.provider)
+        async for event in adapter.answer(prepared.request):
+            if isinstance(event, TextDelta):
+                if outcome.first_token_ms is None:
+                    outcome.first_token_ms = self._elapsed_ms(prepared)
+                outcome.text.append(event.text)
+                yield DeltaEvent(text=event.text)
+            elif isinstance(event, ReasoningDelta):
+                outcome.reasoning.append(event.text)
+                yield ReasoningEvent(text=event.text)
+            elif isinstance(event, Sources):
+                fresh = [
+                    SourceOut(title=s.title, url=s.url, date=s.date, snippet=s.snippet)
+                    for s in event.items
+                    if s.url not in outcome.sources
+                ]
+                outcome.sources.update((s.url, s) for s in fresh)
+                if fresh:
+                    yield SourcesEvent(sources=fresh)
+            elif isinstance(event, Progress):
+                yield ProgressEvent(
+                    stage=event.stage, elapsed_s=time.monotonic() - prepared.started
+                )
+            elif isinstance(event, Usage):
+                outcome.usage = event
+        if not "".join(outcome.text).strip():
+            raise ProviderError("The AI provider returned an empty answer.")
 
     async def answer(self, body: MessageIn) -> MessageOut:
         """JSON mode: the complete answer, or the provider's error after the refund."""
@@ -330,19 +507,33 @@ class ChatService:
     def _elapsed_ms(self, prepared: PreparedAnswer) -> int:
         return int((time.monotonic() - prepared.started) * 1000)
 
-    async def _succeed(
-        self,
-        prepared: PreparedAnswer,
-        text: str,
-        reasoning: str,
-        sources: list[SourceOut],
-        usage: Usage | None,
-        first_token_ms: int | None,
-    ) -> DoneEvent:
-        cost = compute_cost(prepared.entry, usage)
+    def _cost(self, prepared: PreparedAnswer, outcome: Outcome) -> Decimal | None:
+        """The answer's cost in USD: model tokens, plus speech minutes, or the picture."""
+        if outcome.image is not None:
+            generation = self._catalog.image_generation
+            if generation is None:
+                return None
+            return token_cost(
+                outcome.usage, generation.price_input_per_1m, None, generation.price_output_per_1m
+            )
+        cost = compute_cost(prepared.entry, outcome.usage)
+        transcription = self._catalog.transcription
+        if outcome.audio_seconds is not None and transcription is not None:
+            price = transcription.price_per_minute
+            if price is not None:
+                speech = Decimal(str(outcome.audio_seconds)) / 60 * price
+                cost = ((cost or Decimal(0)) + speech).quantize(Decimal("0.000001"))
+        return cost
+
+    async def _succeed(self, prepared: PreparedAnswer, outcome: Outcome) -> DoneEvent:
+        usage = outcome.usage
+        text = "".join(outcome.text)
+        reasoning = "".join(outcome.reasoning)
+        sources = list(outcome.sources.values())
+        cost = self._cost(prepared, outcome)
         latency_ms = self._elapsed_ms(prepared)
         details: dict[str, Any] = {
-            "response_text": text,
+            "response_text": "[picture]" if outcome.image is not None else text,
             "reasoning_text": reasoning or None,
             "sources": [s.model_dump() for s in sources] or None,
             "input_tokens": usage.input_tokens if usage else None,
@@ -351,8 +542,11 @@ class ChatService:
             "reasoning_tokens": usage.reasoning_tokens if usage else None,
             "cost_usd": cost,
             "latency_ms": latency_ms,
-            "first_token_ms": first_token_ms,
+            "first_token_ms": outcome.first_token_ms,
         }
+        if outcome.transcript is not None:
+            # History keeps what was said, so later turns read it like typed text.
+            details["request_text"] = outcome.transcript
         async with self._sessions() as session:
             settlement = await CreditService(session, self._clock).commit(
                 prepared.reservation.message_id, details
@@ -361,19 +555,21 @@ class ChatService:
         log.info(
             "answer_completed",
             message_id=reservation.message_id,
+            kind=prepared.incoming.kind.value,
             provider=reservation.provider,
             model=reservation.model,
             latency_ms=latency_ms,
-            first_token_ms=first_token_ms,
+            first_token_ms=outcome.first_token_ms,
             input_tokens=details["input_tokens"],
             output_tokens=details["output_tokens"],
             cost_usd=str(cost) if cost is not None else None,
         )
+        image = outcome.image
         return DoneEvent(
             message_id=reservation.message_id,
             provider=reservation.provider,
             model=reservation.model,
-            text=text,
+            text=text if image is None else prepared.question,
             reasoning=reasoning or None,
             sources=sources,
             usage=UsageOut(
@@ -389,6 +585,15 @@ class ChatService:
             free_messages_left=settlement.free_messages_left,
             is_vip=reservation.is_vip,
             trimmed=prepared.trimmed,
+            kind=prepared.incoming.kind,
+            transcript=outcome.transcript,
+            document_truncated=prepared.document_truncated,
+            image=ImageOut(
+                media_type=image.media_type, data=base64.b64encode(image.data).decode("ascii")
+            )
+            if image is not None
+            else None,
+            credits_charged=reservation.credits if reservation.charged else 0,
         )
 
     async def _fail(
@@ -399,6 +604,7 @@ class ChatService:
         log.warning(
             "answer_failed",
             message_id=prepared.reservation.message_id,
+            kind=prepared.incoming.kind.value,
             provider=prepared.reservation.provider,
             model=prepared.reservation.model,
             error_code=failure.code,
@@ -421,7 +627,7 @@ class ChatService:
 
 
 def stored_answer(message: MessageLog, free_messages_left: int, is_vip: bool) -> MessageOut:
-    """An answer as it was stored, for a repeated request."""
+    """An answer as it was stored, for a repeated request (a picture is not stored: no image)."""
     usage = None
     if message.input_tokens is not None and message.output_tokens is not None:
         usage = UsageOut(
@@ -430,6 +636,7 @@ def stored_answer(message: MessageLog, free_messages_left: int, is_vip: bool) ->
             cached_input_tokens=message.cached_input_tokens or 0,
             reasoning_tokens=message.reasoning_tokens or 0,
         )
+    kind = MessageKind(message.kind)
     return MessageOut(
         message_id=message.id,
         provider=message.provider,
@@ -443,4 +650,7 @@ def stored_answer(message: MessageLog, free_messages_left: int, is_vip: bool) ->
         free_messages_left=free_messages_left,
         is_vip=is_vip,
         trimmed=False,
+        kind=kind,
+        transcript=message.request_text if kind == MessageKind.VOICE else None,
+        credits_charged=message.credits if message.charged else 0,
     )

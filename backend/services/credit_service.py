@@ -8,7 +8,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.database import crud
-from backend.models.enums import CreditKind, MessageStatus
+from backend.models.database import MessageLog, User
+from backend.models.enums import CreditKind, MessageKind, MessageStatus
 from backend.models.schemas import CreditsOut, LedgerEntry, TrialOut
 from backend.services.clock import Clock, utcnow
 from backend.services.user_service import quota_state, require_user
@@ -17,6 +18,7 @@ from backend.utils.exceptions import (
     QuotaExhausted,
     ReservationClosed,
     ReservationNotFound,
+    VipRequired,
 )
 
 
@@ -32,6 +34,7 @@ class Reservation:
     charged: bool
     free_messages_left: int
     is_vip: bool
+    credits: int = 1  # free messages taken (when charged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,27 +61,40 @@ class CreditService:
         api_model: str | None = None,
         request_text: str | None = None,
         client_message_id: str | None = None,
+        kind: MessageKind = MessageKind.TEXT,
+        credits: int = 1,
+        vip_only: bool = False,
+        user: User | None = None,
     ) -> Reservation:
-        """Open a message in the current conversation, taking one free message unless VIP.
+        """Open a message in the current conversation, taking `credits` free messages unless VIP.
 
-        The free message is taken by one conditional UPDATE, so however many requests race,
+        The free messages are taken by one conditional UPDATE, so however many requests race,
         no more succeed than messages were left; the rest get `QuotaExhausted`. A repeated
-        `client_message_id` raises `DuplicateRequest` and takes nothing.
+        `client_message_id` raises `DuplicateRequest` and takes nothing. `user`, when the
+        caller has already loaded it in this session, saves reading it again. `vip_only`
+        refuses (`VipRequired`) a user who is not VIP.
         """
-        user = await require_user(self._session, telegram_id)
+        if user is None:
+            user = await require_user(self._session, telegram_id)
         if client_message_id is not None:
             existing = await crud.message_by_client_id(self._session, user.id, client_message_id)
             if existing is not None:
                 raise DuplicateRequest(message=existing)
         quota = await quota_state(self._session, user, self._clock())
+        if vip_only and not quota.is_vip:
+            await self._session.rollback()
+            raise VipRequired(vip_available=True)
         charged = not quota.is_vip
         left = quota.messages_left
         if charged:
-            taken = await crud.take_free_message(self._session, user.id)
+            taken = await crud.take_free_messages(self._session, user.id, credits)
             if taken is None:
                 await self._session.rollback()
                 raise QuotaExhausted(
-                    messages_limit=quota.messages_limit, vip_available=True, free_messages_left=0
+                    messages_limit=quota.messages_limit,
+                    vip_available=True,
+                    free_messages_left=left,
+                    credits_needed=credits,
                 )
             left = taken
         conversation_id = await crud.current_conversation_id(self._session, user.id)
@@ -94,6 +110,8 @@ class CreditService:
                     charged=charged,
                     request_text=request_text,
                     client_message_id=client_message_id,
+                    kind=kind.value,
+                    credits=credits,
                 ),
             )
         except IntegrityError:
@@ -107,7 +125,7 @@ class CreditService:
                 self._session,
                 user_id=user.id,
                 kind=CreditKind.USE,
-                delta=-1,
+                delta=-credits,
                 balance_after=left,
                 message_id=message.id,
             )
@@ -121,6 +139,7 @@ class CreditService:
             charged=charged,
             free_messages_left=left,
             is_vip=quota.is_vip,
+            credits=credits,
         )
 
     async def commit(self, message_id: int, details: dict[str, Any] | None = None) -> Settlement:
@@ -151,16 +170,7 @@ class CreditService:
             await self._raise_unsettleable(message_id)
         assert message is not None
         if message.charged:
-            left = await crud.give_free_messages(self._session, message.user_id, 1)
-            await crud.add_ledger_entry(
-                self._session,
-                user_id=message.user_id,
-                kind=CreditKind.REFUND,
-                delta=1,
-                balance_after=left,
-                message_id=message_id,
-                reason=error_code,
-            )
+            left = await self._give_back(message, error_code)
         else:
             trial = await crud.get_trial(self._session, message.user_id)
             left = trial.messages_left if trial else 0
@@ -184,18 +194,23 @@ class CreditService:
                 self._session, message_id, MessageStatus.FAILED, error_code="abandoned"
             )
             if message is not None and message.charged:
-                left = await crud.give_free_messages(self._session, message.user_id, 1)
-                await crud.add_ledger_entry(
-                    self._session,
-                    user_id=message.user_id,
-                    kind=CreditKind.REFUND,
-                    delta=1,
-                    balance_after=left,
-                    message_id=message_id,
-                    reason="abandoned",
-                )
+                await self._give_back(message, "abandoned")
         await self._session.commit()
         return len(ids)
+
+    async def _give_back(self, message: MessageLog, reason: str) -> int:
+        """Return what a failed message took, with its ledger entry; the balance after."""
+        left = await crud.give_free_messages(self._session, message.user_id, message.credits)
+        await crud.add_ledger_entry(
+            self._session,
+            user_id=message.user_id,
+            kind=CreditKind.REFUND,
+            delta=message.credits,
+            balance_after=left,
+            message_id=message.id,
+            reason=reason,
+        )
+        return left
 
     async def _raise_unsettleable(self, message_id: int) -> None:
         await self._session.rollback()

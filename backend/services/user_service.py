@@ -12,7 +12,7 @@ from backend.models.enums import CreditKind, Language
 from backend.models.schemas import TelegramProfile, UserProfile, UserUpdate
 from backend.services.catalog import Catalog
 from backend.services.clock import Clock, utcnow
-from backend.utils.exceptions import UnknownModel, UserNotFound
+from backend.utils.exceptions import InstructionsTooLong, UnknownMode, UnknownModel, UserNotFound
 
 # Telegram language codes whose speakers get the Russian interface by default.
 RUSSIAN_SPEAKING = frozenset({"ru", "be", "kk", "ky"})
@@ -69,6 +69,8 @@ def build_profile(user: User, quota: QuotaState) -> UserProfile:
         provider=user.provider,
         model=user.model,
         show_reasoning=user.show_reasoning,
+        mode=user.mode,
+        custom_instructions=user.custom_instructions,
         created_at=user.created_at,
     )
 
@@ -104,6 +106,7 @@ class UserService:
                 language=language_for(profile.language_code).value,
                 provider=default.provider,
                 model=default.key,
+                mode=self._catalog.default_mode,
             ),
         )
         if created:
@@ -132,8 +135,20 @@ class UserService:
         user = await require_user(self._session, telegram_id)
         return build_profile(user, await quota_state(self._session, user, self._clock()))
 
+    def _instructions(self, text: str) -> str | None:
+        """A personal instruction as stored: trimmed, None when cleared, bounded in length."""
+        text = text.strip()
+        limit = self._settings.custom_instructions_max_chars
+        if len(text) > limit:
+            raise InstructionsTooLong(
+                f"The instruction is {len(text)} characters; the limit is {limit}.",
+                limit=limit,
+                length=len(text),
+            )
+        return text or None
+
     async def update(self, telegram_id: int, change: UserUpdate) -> UserProfile:
-        """Change the chosen model (validated against the catalog) or the language."""
+        """Change the model (checked against the catalog), language, mode or instruction."""
         user = await require_user(self._session, telegram_id)
         if change.model is not None:
             entry = self._catalog.get(change.model)
@@ -155,6 +170,12 @@ class UserService:
             user.language = change.language.value
         if change.show_reasoning is not None:
             user.show_reasoning = change.show_reasoning
+        if change.mode is not None:
+            if self._catalog.mode(change.mode) is None:
+                raise UnknownMode(f"There is no mode {change.mode!r} in the catalog.")
+            user.mode = change.mode
+        if change.custom_instructions is not None:
+            user.custom_instructions = self._instructions(change.custom_instructions)
         user.updated_at = self._clock()
         await self._session.flush()
         result = build_profile(user, await quota_state(self._session, user, self._clock()))

@@ -101,3 +101,69 @@ class WebhookNotConfigured(DomainError):
     code = "webhook_not_configured"
     status_code = 404
     default_message = "Payment webhooks are not enabled on this server."
+
+
+class UnknownMode(DomainError):
+    code = "unknown_mode"
+    status_code = 422
+    default_message = "This chat mode is not in the catalog."
+
+
+class InstructionsTooLong(DomainError):
+    code = "instructions_too_long"
+    status_code = 422
+    default_message = "The personal instruction is longer than the limit."
+
+
+class VoiceUnavailable(DomainError):
+    code = "voice_unavailable"
+    status_code = 503
+    default_message = "Voice messages are not available on this server."
+
+
+class AttachmentTooLarge(DomainError):
+    code = "attachment_too_large"
+    status_code = 413
+    default_message = "The file is larger than the limit."
+
+
+class AudioTooLong(DomainError):
+    code = "audio_too_long"
+    status_code = 422
+    default_message = "The recording is longer than the limit."
+
+
+class ImagesNotSupported(DomainError):
+    code = "images_not_supported"
+    status_code = 422
+    default_message = "The chosen model does not accept images."
+
+
+class UnsupportedDocument(DomainError):
+    code = "unsupported_document"
+    status_code = 415
+    default_message = "This type of file cannot be read."
+
+
+class DocumentUnreadable(DomainError):
+    code = "document_unreadable"
+    status_code = 422
+    default_message = "No text could be read from this document."
+
+
+class ImageGenerationUnavailable(DomainError):
+    code = "image_generation_unavailable"
+    status_code = 503
+    default_message = "Pictures are not available on this server."
+
+
+class VipRequired(DomainError):
+    code = "vip_required"
+    status_code = 402
+    default_message = "This is available with VIP."
+
+
+class InvalidAttachment(DomainError):
+    code = "invalid_attachment"
+    status_code = 422
+    default_message = "The attachment cannot be used."

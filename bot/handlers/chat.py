@@ -1,23 +1,36 @@
-"""Text messages: the answer streams into the chat, then arrives formatted and complete."""
+"""The one answer path: the answer streams into the chat, then arrives formatted and complete.
 
+Text messages are answered here; voice, photos, documents and /image (bot/handlers/media.py)
+go through the same `answer`.
+"""
+
+import base64
 import time
+from dataclasses import dataclass
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import InlineKeyboardMarkup, Message
+from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, Message
 from aiogram.utils.chat_action import ChatActionSender
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from aiogram_i18n import I18nContext
-from aiogram_i18n.exceptions import KeyNotFoundError
+from aiogram_i18n.exceptions import FluentMessageError, KeyNotFoundError
 
 from bot.config import BotSettings
 from bot.handlers.common import unavailable
 from bot.keyboards.menus import MenuCB, after_answer
 from bot.middlewares.auth import ProfileCache
 from bot.services.backend import BackendClient, BackendError
-from bot.services.schemas import DoneEvent, ErrorEvent, Profile
+from bot.services.schemas import Attachment, DoneEvent, ErrorEvent, Kind, Profile
 from bot.utils.logging import get_logger
-from bot.utils.render import Chunk, draft_text, render_answer, render_plain
+from bot.utils.render import (
+    Chunk,
+    draft_text,
+    render_answer,
+    render_plain,
+    render_quote,
+    shorten,
+)
 
 log = get_logger("bot.chat")
 
@@ -27,7 +40,10 @@ PROVIDER_FAILURES = {
     "provider_unavailable",
     "provider_error",
     "content_refused",
+    "transcription_failed",
+    "image_generation_failed",
 }
+CAPTION_TEXT_LIMIT = 900  # of Telegram's 1024, leaving room for the cost line
 
 
 class LiveAnswer:
@@ -44,6 +60,12 @@ class LiveAnswer:
         self._last_shown = 0.0
         self._shown = ""
         self.placeholder: Message | None = None
+
+    def detach(self) -> Message:
+        """Hand over the placeholder; later updates start a new message."""
+        assert self.placeholder is not None
+        placeholder, self.placeholder, self._shown = self.placeholder, None, ""
+        return placeholder
 
     async def show(self, text: str, *, force: bool = False) -> None:
         """Update the visible text at most once per interval (Telegram's edit budget)."""
@@ -73,6 +95,15 @@ class LiveAnswer:
             log.info("live_update_skipped", error=str(exc))
 
 
+@dataclass(frozen=True, slots=True)
+class Question:
+    """What the backend is asked: the text and, for voice/photo/document, the file."""
+
+    text: str
+    kind: Kind = "text"
+    attachment: Attachment | None = None
+
+
 async def answer_message(
     message: Message,
     bot: Bot,
@@ -82,12 +113,32 @@ async def answer_message(
     settings: BotSettings,
     i18n: I18nContext,
 ) -> None:
-    """Ask the backend for an answer to the user's message and deliver it."""
-    assert message.from_user is not None and message.text is not None
+    """A typed question: answered by the user's model."""
+    assert message.text is not None
     if profile is None:
         await unavailable(message, i18n)
         return
+    await answer(message, Question(message.text), bot, profile, backend, profiles, settings, i18n)
+
+
+async def answer(
+    message: Message,
+    question: Question,
+    bot: Bot,
+    profile: Profile,
+    backend: BackendClient,
+    profiles: ProfileCache,
+    settings: BotSettings,
+    i18n: I18nContext,
+) -> None:
+    """Ask the backend about the user's message and deliver the answer as it streams.
+
+    The one answer path of every kind of message. Refusals the user can act on (quota, VIP)
+    are shown here; other backend errors propagate to the caller, then the error handler.
+    """
+    assert message.from_user is not None
     chat_id = message.chat.id
+    picture = question.kind == "image"
     live = LiveAnswer(
         bot,
         chat_id,
@@ -96,23 +147,46 @@ async def answer_message(
         use_drafts=message.chat.type == "private",
     )
     text: list[str] = []
+    transcript_shown = False
     # The Telegram message identifies the request: a redelivered update is not charged twice.
     client_message_id = f"{chat_id}:{message.message_id}"
+    action = ChatActionSender.upload_photo if picture else ChatActionSender.typing
+    events = backend.ask(
+        message.from_user.id,
+        question.text,
+        client_message_id,
+        kind=question.kind,
+        attachment=question.attachment,
+    )
     try:
-        async with ChatActionSender.typing(bot=bot, chat_id=chat_id):
-            async for event in backend.ask(message.from_user.id, message.text, client_message_id):
+        async with action(bot=bot, chat_id=chat_id):
+            async for event in events:
                 if event.type == "start":
+                    if not picture:
+                        waiting = "listening" if question.kind == "voice" else "thinking"
+                        await live.show(i18n.get(waiting), force=True)
+                elif event.type == "transcript":
+                    await show_transcript(message, live, event.text, i18n)
+                    transcript_shown = True
                     await live.show(i18n.get("thinking"), force=True)
                 elif event.type == "delta":
                     text.append(event.text)
-                    await live.show(draft_text("".join(text)))
+                    if not picture:
+                        await live.show(draft_text("".join(text)))
                 elif event.type == "progress":
                     await live.show(i18n.get("researching", seconds=int(event.elapsed_s)))
                 elif event.type == "done":
                     profiles.update(
-                        profile.telegram_id, free_messages_left=event.free_messages_left
+                        profile.telegram_id,
+                        free_messages_left=event.free_messages_left,
+                        is_vip=event.is_vip,
                     )
-                    await deliver(message, live, event, profile, i18n)
+                    if event.transcript and not transcript_shown:
+                        await show_transcript(message, live, event.transcript, i18n)
+                    if event.image is not None:
+                        await deliver_picture(message, live, event, i18n)
+                    else:
+                        await deliver(message, live, event, profile, i18n)
                 elif event.type == "error":
                     profiles.update(
                         profile.telegram_id, free_messages_left=event.free_messages_left
@@ -120,15 +194,68 @@ async def answer_message(
                     await report_failure(message, live, event, i18n)
     except BackendError as exc:
         if exc.code == "quota_exhausted":
-            profiles.update(profile.telegram_id, free_messages_left=0)
-            await message.answer(
-                i18n.get(
-                    "paywall", limit=profile.free_messages_limit, price=settings.vip_price_stars
-                ),
-                reply_markup=paywall_keyboard(i18n),
-            )
+            await paywall(message, question, exc, profile, profiles, settings, i18n)
+            return
+        if exc.code == "vip_required":
+            await message.answer(i18n.get("picture-vip-only"), reply_markup=paywall_keyboard(i18n))
             return
         raise
+
+
+async def paywall(
+    message: Message,
+    question: Question,
+    refusal: BackendError,
+    profile: Profile,
+    profiles: ProfileCache,
+    settings: BotSettings,
+    i18n: I18nContext,
+) -> None:
+    """No free messages left (or too few for a picture): the VIP offer."""
+    if question.kind == "image":
+        credits = int(refusal.details.get("credits_needed") or 1)
+        left = int(refusal.details.get("free_messages_left", profile.free_messages_left))
+        text = i18n.get(
+            "paywall-picture", credits=credits, left=left, price=settings.vip_price_stars
+        )
+    else:
+        profiles.update(profile.telegram_id, free_messages_left=0)
+        text = i18n.get(
+            "paywall", limit=profile.free_messages_limit, price=settings.vip_price_stars
+        )
+    await message.answer(text, reply_markup=paywall_keyboard(i18n))
+
+
+async def show_transcript(message: Message, live: LiveAnswer, text: str, i18n: I18nContext) -> None:
+    """What the voice note said, as a collapsed quote above the answer."""
+    chunk = render_quote(i18n.get("transcript-title"), text)
+    if live.placeholder is not None:
+        # The placeholder becomes the transcript; the answer grows in a new message below.
+        placeholder = live.detach()
+        await placeholder.edit_text(chunk.text, entities=chunk.entities, parse_mode=None)
+        return
+    await message.answer(chunk.text, entities=chunk.entities, parse_mode=None)
+
+
+async def deliver_picture(
+    message: Message, live: LiveAnswer, done: DoneEvent, i18n: I18nContext
+) -> None:
+    """The generated picture as a photo, its description as the caption."""
+    assert done.image is not None
+    lines = [f"🎨 {shorten(done.text, CAPTION_TEXT_LIMIT)}" if done.text.strip() else "🎨"]
+    if not done.is_vip and done.credits_charged:
+        lines.append(
+            i18n.get("picture-cost", credits=done.credits_charged, left=done.free_messages_left)
+        )
+    extension = done.image.media_type.rsplit("/", 1)[-1] or "png"
+    picture = BufferedInputFile(
+        base64.b64decode(done.image.data), filename=f"pomogator.{extension}"
+    )
+    await message.answer_photo(
+        picture, caption="\n".join(lines), parse_mode=None, reply_markup=after_answer(i18n)
+    )
+    if live.placeholder is not None:
+        await live.placeholder.delete()
 
 
 def paywall_keyboard(i18n: I18nContext) -> InlineKeyboardMarkup:
@@ -143,6 +270,8 @@ async def deliver(
 ) -> None:
     """Send the final answer: formatted, split under 4096, with sources and reasoning."""
     answer = done.text
+    if done.document_truncated:
+        answer += "\n\n" + i18n.get("document-truncated-note")
     if done.trimmed:
         answer += "\n\n" + i18n.get("trimmed-note")
     reasoning = done.reasoning if profile.show_reasoning else None
@@ -224,9 +353,30 @@ async def report_failure(
 def error_sentence(code: str, i18n: I18nContext, **values: object) -> str:
     """The localized sentence for a backend error code (a generic apology for unknown ones)."""
     try:
-        return i18n.get(f"error-{code}", **values)
+        return i18n.get(f"error-{code}", **readable(values))
     except KeyNotFoundError:
         return i18n.get("error-generic")
+    except FluentMessageError as exc:  # the backend sent fewer details than the sentence uses
+        log.warning("error_sentence_incomplete", code=code, error=str(exc))
+        return i18n.get("error-generic")
+
+
+def readable(values: dict[str, object]) -> dict[str, object]:
+    """Error details as a sentence can show them: lists joined, byte counts also in MB."""
+    shown: dict[str, object] = {}
+    for key, value in values.items():
+        if isinstance(value, list | tuple):
+            shown[key] = ", ".join(str(item) for item in value)
+        elif isinstance(value, int | float | str) and not isinstance(value, bool):
+            shown[key] = value
+            if key.endswith("_bytes") and isinstance(value, int):
+                shown[key.removesuffix("_bytes") + "_mb"] = megabytes(value)
+    return shown
+
+
+def megabytes(size: int) -> str:
+    """1572864 -> "1.5" (MB as Telegram counts them, 1024 x 1024 bytes)."""
+    return f"{size / (1024 * 1024):.1f}".removesuffix(".0")
 
 
 def create_router() -> Router:

@@ -1,4 +1,4 @@
-"""Shared replies, and the last-resort handlers: outdated buttons and non-text messages."""
+"""Shared replies, and the last-resort handlers: outdated buttons and messages I can't read."""
 
 from aiogram import Router
 from aiogram.exceptions import TelegramBadRequest
@@ -38,14 +38,14 @@ async def outdated_button(query: CallbackQuery, i18n: I18nContext) -> None:
     await query.answer(i18n.get("button-outdated"), show_alert=True)
 
 
-async def not_text(message: Message, i18n: I18nContext) -> None:
-    """Photos, stickers, voice, documents...: text only for now."""
-    await message.answer(i18n.get("text-only"))
+async def not_supported(message: Message, i18n: I18nContext) -> None:
+    """Stickers, locations, videos, contacts...: what works instead."""
+    await message.answer(i18n.get("not-supported"))
 
 
 def create_router() -> Router:
     """The fallback handlers on a fresh router (one per dispatcher)."""
     router = Router(name="fallback")
     router.callback_query.register(outdated_button)
-    router.message.register(not_text)
+    router.message.register(not_supported)
     return router

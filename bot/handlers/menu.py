@@ -13,6 +13,9 @@ from bot.services.backend import BackendClient
 from bot.services.schemas import Profile
 from bot.utils.catalog import CatalogCache
 from bot.utils.dates import format_date
+from bot.utils.render import shorten
+
+INSTRUCTION_PREVIEW = 60  # characters of the custom instruction shown in /settings
 
 
 def display_name(profile: Profile) -> str:
@@ -102,35 +105,57 @@ async def status_button(
 
 
 async def settings_view(
-    profile: Profile, backend: BackendClient, i18n: I18nContext
+    profile: Profile, backend: BackendClient, catalogs: CatalogCache, i18n: I18nContext
 ) -> tuple[str, InlineKeyboardMarkup]:
+    mode = await mode_label(profile, catalogs, i18n)
+    if profile.custom_instructions:
+        preview = shorten(profile.custom_instructions, INSTRUCTION_PREVIEW)
+        instruction = i18n.get("settings-instructions", text=preview)
+    else:
+        instruction = i18n.get("settings-instructions-none")
     lines = [
         i18n.get("settings-title"),
         i18n.get("settings-profile", name=display_name(profile) or str(profile.telegram_id)),
         i18n.get("settings-language", language=i18n.get("language-name")),
+        i18n.get("settings-mode", mode=mode),
+        instruction,
         i18n.get("settings-reasoning-on" if profile.show_reasoning else "settings-reasoning-off"),
         *await plan_lines(profile, backend, i18n),
     ]
-    return "\n".join(lines), settings_menu(profile, i18n)
+    return "\n".join(lines), settings_menu(profile, mode, i18n)
+
+
+async def mode_label(profile: Profile, catalogs: CatalogCache, i18n: I18nContext) -> str:
+    """The user's chat mode in their language (the key when the catalog no longer has it)."""
+    mode = (await catalogs.get()).mode(profile.mode)
+    return mode.label(i18n.locale) if mode else profile.mode
 
 
 async def settings_command(
-    message: Message, profile: Profile | None, backend: BackendClient, i18n: I18nContext
+    message: Message,
+    profile: Profile | None,
+    backend: BackendClient,
+    catalogs: CatalogCache,
+    i18n: I18nContext,
 ) -> None:
     if profile is None:
         await unavailable(message, i18n)
         return
-    text, keyboard = await settings_view(profile, backend, i18n)
+    text, keyboard = await settings_view(profile, backend, catalogs, i18n)
     await message.answer(text, reply_markup=keyboard)
 
 
 async def settings_button(
-    query: CallbackQuery, profile: Profile | None, backend: BackendClient, i18n: I18nContext
+    query: CallbackQuery,
+    profile: Profile | None,
+    backend: BackendClient,
+    catalogs: CatalogCache,
+    i18n: I18nContext,
 ) -> None:
     if profile is None:
         await unavailable(query, i18n)
         return
-    text, keyboard = await settings_view(profile, backend, i18n)
+    text, keyboard = await settings_view(profile, backend, catalogs, i18n)
     await edit_or_answer(query, text, keyboard)
 
 
@@ -139,6 +164,7 @@ async def change_setting(
     callback_data: SettingsCB,
     backend: BackendClient,
     profiles: ProfileCache,
+    catalogs: CatalogCache,
     i18n: I18nContext,
 ) -> None:
     if callback_data.option == "lang" and callback_data.value in ("ru", "en"):
@@ -151,7 +177,7 @@ async def change_setting(
     profile = await backend.update_user(query.from_user.id, **changes)
     profiles.put(profile)
     with i18n.use_locale(profile.language):
-        text, keyboard = await settings_view(profile, backend, i18n)
+        text, keyboard = await settings_view(profile, backend, catalogs, i18n)
         await edit_or_answer(query, text, keyboard, notice=i18n.get("settings-saved"))
 
 

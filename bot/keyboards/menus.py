@@ -7,9 +7,9 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from aiogram_i18n import I18nContext
 
-from bot.services.schemas import Catalog, Profile
+from bot.services.schemas import Catalog, CatalogModel, CatalogProvider, Profile
 
-MenuAction = Literal["home", "new", "model", "status", "settings", "help", "vip"]
+MenuAction = Literal["home", "new", "model", "image", "status", "settings", "help", "vip"]
 
 
 class MenuCB(CallbackData, prefix="m"):
@@ -29,6 +29,22 @@ class SettingsCB(CallbackData, prefix="s"):
     value: Literal["ru", "en", "on", "off"]
 
 
+class PrefsCB(CallbackData, prefix="pf"):
+    """The chat-mode list and the custom-instruction screen, and what their buttons do."""
+
+    action: Literal["modes", "instructions", "set", "clear"]
+
+
+class ModeCB(CallbackData, prefix="mo"):
+    mode: str
+
+
+class SwitchModelCB(CallbackData, prefix="sw"):
+    """Switch to a model that sees pictures, then answer the photo the offer replies to."""
+
+    model: str
+
+
 CURRENT = "✅ "
 UNAVAILABLE = "⛔ "
 
@@ -37,6 +53,7 @@ def main_menu(i18n: I18nContext) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(text=i18n.get("btn-new-chat"), callback_data=MenuCB(action="new"))
     kb.button(text=i18n.get("btn-model"), callback_data=MenuCB(action="model"))
+    kb.button(text=i18n.get("btn-picture"), callback_data=MenuCB(action="image"))
     kb.button(text=i18n.get("btn-status"), callback_data=MenuCB(action="status"))
     kb.button(text=i18n.get("btn-settings"), callback_data=MenuCB(action="settings"))
     kb.button(text=i18n.get("btn-help"), callback_data=MenuCB(action="help"))
@@ -86,8 +103,10 @@ def models_menu(
     return kb.as_markup()
 
 
-def settings_menu(profile: Profile, i18n: I18nContext) -> InlineKeyboardMarkup:
+def settings_menu(profile: Profile, mode_label: str, i18n: I18nContext) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
+    kb.button(text=i18n.get("btn-mode", mode=mode_label), callback_data=PrefsCB(action="modes"))
+    kb.button(text=i18n.get("btn-instructions"), callback_data=PrefsCB(action="instructions"))
     other = "en" if profile.language == "ru" else "ru"
     kb.button(
         text=i18n.get(f"btn-language-{other}"), callback_data=SettingsCB(option="lang", value=other)
@@ -104,5 +123,39 @@ def settings_menu(profile: Profile, i18n: I18nContext) -> InlineKeyboardMarkup:
         )
     kb.button(text=i18n.get("btn-vip"), callback_data=MenuCB(action="vip"))
     kb.button(text=i18n.get("btn-home"), callback_data=MenuCB(action="home"))
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def modes_menu(catalog: Catalog, profile: Profile, i18n: I18nContext) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for mode in catalog.modes:
+        mark = CURRENT if mode.key == profile.mode else ""
+        kb.button(text=f"{mark}{mode.label(i18n.locale)}", callback_data=ModeCB(mode=mode.key))
+    kb.button(text=i18n.get("btn-back"), callback_data=MenuCB(action="settings"))
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def instructions_menu(profile: Profile, i18n: I18nContext) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=i18n.get("btn-instructions-set"), callback_data=PrefsCB(action="set"))
+    if profile.custom_instructions:
+        kb.button(text=i18n.get("btn-instructions-clear"), callback_data=PrefsCB(action="clear"))
+    kb.button(text=i18n.get("btn-back"), callback_data=MenuCB(action="settings"))
+    kb.adjust(2 if profile.custom_instructions else 1, 1)
+    return kb.as_markup()
+
+
+def switch_model_menu(
+    models: list[tuple[CatalogProvider, CatalogModel]], i18n: I18nContext
+) -> InlineKeyboardMarkup:
+    """One button per model that sees pictures: "Switch to ChatGPT · Instant"."""
+    kb = InlineKeyboardBuilder()
+    for provider, model in models:
+        kb.button(
+            text=i18n.get("btn-switch-to", provider=provider.label, model=model.label),
+            callback_data=SwitchModelCB(model=model.key),
+        )
     kb.adjust(1)
     return kb.as_markup()

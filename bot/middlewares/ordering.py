@@ -44,12 +44,20 @@ class OrderingMiddleware(BaseMiddleware):
     """Serialise a user's messages; past the bound the user is asked to wait.
 
     Registered as the first update middleware: the place in the queue is taken before any
-    await, so messages are answered in the order Telegram delivered them.
+    await, so messages are answered in the order Telegram delivered them. Button presses whose
+    callback data starts with one of `answering_prefixes` start an answer too (switch model
+    and answer this photo), so they queue like messages; other buttons never wait.
     """
 
-    def __init__(self, queue: UserQueue, on_busy: Callable[[Message], Awaitable[Any]]) -> None:
+    def __init__(
+        self,
+        queue: UserQueue,
+        on_busy: Callable[[Message], Awaitable[Any]],
+        answering_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self._queue = queue
         self._on_busy = on_busy
+        self._answering = tuple(f"{prefix}:" for prefix in answering_prefixes)
 
     async def __call__(
         self,
@@ -57,6 +65,9 @@ class OrderingMiddleware(BaseMiddleware):
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
+        query = event.callback_query if isinstance(event, Update) else None
+        if query is not None and self._answering and (query.data or "").startswith(self._answering):
+            return await self._queue.run(query.from_user.id, lambda: handler(event, data))
         message = event.message if isinstance(event, Update) else None
         if message is None or message.from_user is None:
             return await handler(event, data)

@@ -8,8 +8,10 @@ from pydantic import ValidationError
 
 from bot.services.schemas import (
     STREAM_EVENT,
+    Attachment,
     Catalog,
     Invoice,
+    Kind,
     PaymentResult,
     Plan,
     PreCheckout,
@@ -88,7 +90,7 @@ class BackendClient:
         return Profile.model_validate(await self._call("GET", f"/api/v1/users/{telegram_id}"))
 
     async def update_user(self, telegram_id: int, **changes: Any) -> Profile:
-        """Change model, provider, language or show_reasoning."""
+        """Change model, provider, language, show_reasoning, mode or custom_instructions."""
         data = await self._call("PATCH", f"/api/v1/users/{telegram_id}", json=changes)
         return Profile.model_validate(data)
 
@@ -99,15 +101,24 @@ class BackendClient:
         await self._call("POST", f"/api/v1/conversations/{telegram_id}/reset")
 
     async def ask(
-        self, telegram_id: int, text: str, client_message_id: str | None = None
+        self,
+        telegram_id: int,
+        text: str,
+        client_message_id: str | None = None,
+        *,
+        kind: Kind = "text",
+        attachment: Attachment | None = None,
     ) -> AsyncIterator[StreamEvent]:
-        """Stream the answer to a message as events (start, deltas..., done or error)."""
-        body = {
+        """Stream the answer to a message as events (start, [transcript], deltas..., done/error)."""
+        body: dict[str, Any] = {
             "telegram_id": telegram_id,
             "text": text,
             "client_message_id": client_message_id,
             "stream": True,
+            "kind": kind,
         }
+        if attachment is not None:
+            body["attachment"] = attachment.model_dump()
         try:
             async with self._http.stream(
                 "POST", "/api/v1/messages", json=body, timeout=self._answer_timeout

@@ -24,6 +24,8 @@ class Profile(Model):
     provider: str
     model: str
     show_reasoning: bool
+    mode: str
+    custom_instructions: str | None
     created_at: datetime
 
 
@@ -33,6 +35,7 @@ class CatalogModel(Model):
     available: bool
     reasoning: bool
     long_running: bool
+    images: bool  # accepts image input
 
 
 class CatalogProvider(Model):
@@ -42,9 +45,45 @@ class CatalogProvider(Model):
     models: list[CatalogModel]
 
 
+class ChatMode(Model):
+    key: str
+    labels: dict[str, str]
+    descriptions: dict[str, str]
+
+    def label(self, language: str) -> str:
+        """The label in the user's language (English, else the key, when missing)."""
+        return self.labels.get(language) or self.labels.get("en") or self.key
+
+    def describe(self, language: str) -> str:
+        return self.descriptions.get(language) or self.descriptions.get("en") or ""
+
+
+class Features(Model):
+    voice: bool
+    image_generation: bool
+    image_credits: int
+    image_vip_only: bool
+
+
+class Limits(Model):
+    max_message_chars: int
+    voice_max_seconds: int
+    voice_max_bytes: int
+    image_max_bytes: int
+    document_max_bytes: int
+    document_max_pages: int
+    custom_instructions_max_chars: int
+    document_types: list[str]  # file extensions without the dot: "pdf", "txt", ...
+    image_types: list[str]  # media types: "image/jpeg", ...
+
+
 class Catalog(Model):
     default_model: str
     providers: list[CatalogProvider]
+    modes: list[ChatMode]
+    default_mode: str
+    features: Features
+    limits: Limits
 
     def find(self, model_key: str) -> tuple[CatalogProvider, CatalogModel] | None:
         """The provider and model of a model key."""
@@ -56,6 +95,30 @@ class Catalog(Model):
 
     def provider(self, key: str) -> CatalogProvider | None:
         return next((p for p in self.providers if p.key == key), None)
+
+    def mode(self, key: str) -> ChatMode | None:
+        return next((m for m in self.modes if m.key == key), None)
+
+    def image_models(self) -> list[tuple[CatalogProvider, CatalogModel]]:
+        """Available models that accept image input, in menu order."""
+        return [
+            (provider, model)
+            for provider in self.providers
+            for model in provider.models
+            if provider.available and model.available and model.images
+        ]
+
+
+Kind = Literal["text", "voice", "photo", "document", "image"]
+
+
+class Attachment(Model):
+    """A file sent with a message: base64 of its bytes and what Telegram said of it."""
+
+    data: str
+    media_type: str
+    filename: str | None = None
+    duration_s: int | None = None
 
 
 class Source(Model):
@@ -77,6 +140,12 @@ class StartEvent(Model):
     trimmed: bool
     free_messages_left: int
     is_vip: bool
+    document_truncated: bool
+
+
+class TranscriptEvent(Model):
+    type: Literal["transcript"]
+    text: str
 
 
 class DeltaEvent(Model):
@@ -100,6 +169,11 @@ class ProgressEvent(Model):
     elapsed_s: float
 
 
+class GeneratedImage(Model):
+    media_type: str
+    data: str  # base64
+
+
 class DoneEvent(Model):
     type: Literal["done"]
     message_id: int
@@ -113,6 +187,11 @@ class DoneEvent(Model):
     free_messages_left: int
     is_vip: bool
     trimmed: bool
+    kind: str
+    transcript: str | None
+    document_truncated: bool
+    image: GeneratedImage | None
+    credits_charged: int
 
 
 class ErrorEvent(Model):
@@ -125,6 +204,7 @@ class ErrorEvent(Model):
 
 StreamEvent = Annotated[
     StartEvent
+    | TranscriptEvent
     | DeltaEvent
     | ReasoningEvent
     | SourcesEvent

@@ -1,6 +1,13 @@
-"""Bot fixtures: the real dispatcher, a recording Bot session, the real backend over ASGI."""
+"""Bot fixtures: the real dispatcher, a recording Bot session, the real backend over ASGI.
 
+`env` records Bot API calls in-process; `live_env` runs the Bot over HTTP against the loopback
+fake Telegram (tests/fakes/telegram.py), so files really go through getFile and the file URL.
+"""
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +21,7 @@ from bot.main import create_bot, create_dispatcher
 from bot.services.backend import BackendClient
 from bot.tests.telegram import TOKEN, RecordingSession
 from bot.utils.telegram_limits import TelegramLimits
+from tests.fakes.telegram import FakeTelegram, start_fake_telegram
 
 ADMIN_ID = 777_000
 
@@ -49,8 +57,53 @@ def bot_settings(**values: object) -> BotSettings:
 
 @pytest.fixture
 async def env(settings, catalog, engine, fake_providers):
+    async with backend_client(settings, catalog, engine, fake_providers) as backend:
+        telegram = RecordingSession()
+        config = bot_settings(admin_ids=str(ADMIN_ID))
+        # Telegram's real pacing (1 message/s per chat) is tested on its own; here it would
+        # only slow every journey down.
+        limits = TelegramLimits(per_chat_rate=1000, per_chat_burst=1000, sleep=no_sleep)
+        bot = create_bot(config, session=telegram, limits=limits)  # type: ignore[arg-type]
+        dp = create_dispatcher(config, backend)
+        await dp.emit_startup(bot=bot, dispatcher=dp, **dp.workflow_data)
+        telegram.calls.clear()  # the command menu set at start-up; its own test checks it
+        yield BotEnv(bot, dp, telegram, backend, fake_providers, config)
+        await dp.emit_shutdown(bot=bot, dispatcher=dp, **dp.workflow_data)
+
+
+@pytest.fixture
+def user_id() -> int:
+    return next_telegram_id()
+
+
+@dataclass
+class LiveBotEnv:
+    """The bot talking HTTP to the fake Telegram, and the real backend answering."""
+
+    bot: Bot
+    dp: Dispatcher
+    telegram: FakeTelegram
+    backend: BackendClient
+    fake: Any  # the fake providers
+    settings: BotSettings
+
+    async def send(self, update: dict[str, Any]) -> None:
+        await self.dp.feed_raw_update(self.bot, update)
+
+    async def left(self, user_id: int) -> int:
+        """Free messages left, as the backend counts them."""
+        return (await self.backend.profile(user_id)).free_messages_left
+
+
+@contextlib.asynccontextmanager
+async def backend_client(
+    settings, catalog, engine, fake_providers, **overrides: object
+) -> AsyncIterator[BackendClient]:
+    """The real backend app over ASGI, answering through the fake providers."""
+    unknown = set(overrides) - set(type(settings).model_fields)
+    assert not unknown, f"the backend has no settings {sorted(unknown)}"
     backend_settings = provider_settings(settings, fake_providers).model_copy(
-        update={"admin_ids": frozenset({ADMIN_ID})}
+        update={"admin_ids": frozenset({ADMIN_ID}), **overrides}
     )
     test_catalog = fast_catalog(catalog)
     registry = ProviderRegistry.from_settings(backend_settings, test_catalog)
@@ -59,21 +112,40 @@ async def env(settings, catalog, engine, fake_providers):
     backend = BackendClient(
         "http://backend.test", TEST_TOKEN, transport=httpx.ASGITransport(app=app)
     )
-    telegram = RecordingSession()
-    config = bot_settings(admin_ids=str(ADMIN_ID))
-    # Telegram's real pacing (1 message/s per chat) is tested on its own; here it would only
-    # slow every journey down.
-    limits = TelegramLimits(per_chat_rate=1000, per_chat_burst=1000, sleep=no_sleep)
-    bot = create_bot(config, session=telegram, limits=limits)  # type: ignore[arg-type]
-    dp = create_dispatcher(config, backend)
-    await dp.emit_startup(bot=bot, dispatcher=dp, **dp.workflow_data)
-    telegram.calls.clear()  # the command menu set at start-up; its own test checks it
-    yield BotEnv(bot, dp, telegram, backend, fake_providers, config)
-    await dp.emit_shutdown(bot=bot, dispatcher=dp, **dp.workflow_data)
-    await backend.aclose()
-    await registry.aclose()
+    try:
+        yield backend
+    finally:
+        await backend.aclose()
+        await registry.aclose()
 
 
 @pytest.fixture
-def user_id() -> int:
-    return next_telegram_id()
+async def live_env_factory(
+    settings, catalog, engine, fake_providers
+) -> AsyncIterator[Callable[..., Any]]:
+    """Start a LiveBotEnv; keyword arguments change the backend's settings."""
+    stack = contextlib.AsyncExitStack()
+
+    async def start(**backend_overrides: object) -> LiveBotEnv:
+        backend = await stack.enter_async_context(
+            backend_client(settings, catalog, engine, fake_providers, **backend_overrides)
+        )
+        telegram = await stack.enter_async_context(start_fake_telegram(TOKEN))
+        config = bot_settings(admin_ids=str(ADMIN_ID), telegram_api_base=telegram.base_url)
+        limits = TelegramLimits(per_chat_rate=1000, per_chat_burst=1000, sleep=no_sleep)
+        bot = create_bot(config, limits=limits)
+        stack.push_async_callback(bot.session.close)
+        dp = create_dispatcher(config, backend)
+        await dp.emit_startup(bot=bot, dispatcher=dp, **dp.workflow_data)
+        stack.push_async_callback(dp.emit_shutdown, bot=bot, dispatcher=dp, **dp.workflow_data)
+        telegram.reset()  # the command menu set at start-up; its own test checks it
+        fake_providers.reset()
+        return LiveBotEnv(bot, dp, telegram, backend, fake_providers, config)
+
+    async with stack:
+        yield start
+
+
+@pytest.fixture
+async def live_env(live_env_factory) -> LiveBotEnv:
+    return await live_env_factory()

@@ -8,7 +8,15 @@ async def test_start_greets_and_shows_the_main_menu(env, user_id):
     [reply] = env.telegram.named("SendMessage")
     assert "Pomogator" in reply.text and "10" in reply.text
     labels = [text for text, _ in reply.buttons()]
-    assert labels == ["🆕 New chat", "🧠 Model", "📊 Status", "⚙️ Settings", "❓ Help", "⭐ VIP"]
+    assert labels == [
+        "🆕 New chat",
+        "🧠 Model",
+        "🎨 Picture",
+        "📊 Status",
+        "⚙️ Settings",
+        "❓ Help",
+        "⭐ VIP",
+    ]
 
 
 async def test_question_is_answered_with_the_full_text(env, user_id):
@@ -98,7 +106,7 @@ async def test_eleventh_message_gets_the_paywall(env, user_id):
     assert len(env.fake.requests("openai")) == calls
 
 
-async def test_non_text_messages_are_told_text_only(env, user_id):
+async def test_messages_it_cannot_read_are_told_what_works(env, user_id):
     sticker = {
         "file_id": "s",
         "file_unique_id": "u",
@@ -109,24 +117,14 @@ async def test_non_text_messages_are_told_text_only(env, user_id):
         "is_video": False,
     }
     await env.send(message_update(user_id, sticker=sticker))
-    await env.send(
-        message_update(user_id, voice={"file_id": "v", "file_unique_id": "w", "duration": 3})
-    )
-    await env.send(
-        message_update(
-            user_id + 1,
-            language="ru",
-            photo=[{"file_id": "p", "file_unique_id": "q", "width": 1, "height": 1}],
-        )
-    )
+    await env.send(message_update(user_id, location={"latitude": 55.75, "longitude": 37.61}))
+    video = {"file_id": "v", "file_unique_id": "w", "width": 1, "height": 1, "duration": 3}
+    await env.send(message_update(user_id + 1, language="ru", video=video))
     texts = env.telegram.sent_texts()
-    assert (
-        texts[0]
-        == texts[1]
-        == "I understand text messages only for now — please type your question."
-    )
     assert len(texts) == 3, texts
-    assert texts[2].startswith("Пока я понимаю только текст")
+    assert texts[0] == texts[1]
+    assert texts[0].startswith("I can read text, voice messages, photos and documents")
+    assert texts[2].startswith("Я понимаю текст, голосовые, фото и документы")
     assert env.fake.requests() == []
 
 
@@ -264,7 +262,26 @@ async def test_every_backend_error_code_has_a_sentence_in_both_languages(env):
         "message_too_long",
         "duplicate_request",
         "unknown_model",
+        "voice_unavailable",
+        "images_not_supported",
+        "unsupported_document",
+        "document_unreadable",
+        "image_generation_unavailable",
+        "image_generation_failed",
+        "transcription_failed",
+        "invalid_attachment",
+        "vip_required",
+        "quota_exhausted",
+        "unknown_mode",
+        "instructions_too_long",
     ]
+    # With the details the backend sends (its tests and the contract test keep them so).
+    detailed = {
+        "attachment_too_large": {"limit_bytes": 10 * 1024 * 1024, "size_bytes": 12_000_000},
+        "audio_too_long": {"limit_s": 300, "duration_s": 301},
+        "instructions_too_long": {"limit": 1000, "length": 1001},
+        "unsupported_document": {"supported": ["pdf", "txt"]},
+    }
     middleware = env.dp["i18n_middleware"]
     for locale in ("en", "ru"):
         i18n = I18nContext(locale=locale, core=middleware.core, manager=middleware.manager, data={})
@@ -272,7 +289,15 @@ async def test_every_backend_error_code_has_a_sentence_in_both_languages(env):
         for code in codes:
             sentence = error_sentence(code, i18n, limit=4096)
             assert sentence and sentence != generic, (locale, code)
+        for code, details in detailed.items():
+            sentence = error_sentence(code, i18n, **details)
+            assert sentence and sentence != generic, (locale, code)
+        assert "10" in error_sentence(
+            "attachment_too_large", i18n, **detailed["attachment_too_large"]
+        )
         assert error_sentence("something_new", i18n) == generic
+        # Fewer details than the sentence needs: an apology, not a crash.
+        assert error_sentence("audio_too_long", i18n) == generic
 
 
 async def test_redelivered_update_is_answered_once(env, user_id):

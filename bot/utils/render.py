@@ -75,6 +75,15 @@ def render_answer(
     ]
 
 
+def render_quote(title: str, body: str, limit: int = REASONING_LIMIT) -> Chunk:
+    """A title line over a collapsed quote (e.g. a voice note's transcript)."""
+    doc = _Document()
+    doc.append(title)
+    doc.append("\n")
+    doc.append(_head(body.strip(), limit) or ELLIPSIS, "expandable_blockquote")
+    return Chunk(text=doc.text, entities=[_to_aiogram(e) for e in doc.entities])
+
+
 def render_plain(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
     """Split plain text into messages of at most limit units, at newlines where possible."""
     return [part for part, _ in tm.split_entities(text, [], limit)]
@@ -123,6 +132,11 @@ class _Document:
     def paragraph_break(self) -> None:
         if self._length:
             self.append("\n\n")
+
+
+def shorten(text: str, limit: int) -> str:
+    """Text cut to at most limit UTF-16 units, with an ellipsis when cut (e.g. a caption)."""
+    return _head(text.strip(), limit)
 
 
 def _head(text: str, limit: int) -> str:

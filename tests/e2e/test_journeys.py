@@ -13,9 +13,27 @@ from tests.e2e.conftest import (
 from tests.fakes.providers import Script
 from tests.fakes.telegram import Call, utf16_len
 
-MAIN_MENU = ["🆕 New chat", "🧠 Model", "📊 Status", "⚙️ Settings", "❓ Help", "⭐ VIP"]
+MAIN_MENU = [
+    "🆕 New chat",
+    "🧠 Model",
+    "🎨 Picture",
+    "📊 Status",
+    "⚙️ Settings",
+    "❓ Help",
+    "⭐ VIP",
+]
 AFTER_ANSWER = ["🆕 New chat", "🧠 Model"]
-COMMANDS = ["start", "model", "new", "status", "settings", "subscribe", "help"]
+COMMANDS = [
+    "start",
+    "model",
+    "new",
+    "image",
+    "status",
+    "settings",
+    "instructions",
+    "subscribe",
+    "help",
+]
 DEFAULT_ANSWER = Script().text
 NOTHING_CHARGED = "Nothing was charged."
 

@@ -3,25 +3,35 @@
 One server serves all three flavours, each under its own prefix (see `FakeProviders.base_url`):
 
     openai      {root}/openai/v1      POST /responses, GET /responses/{id},
-                                      POST /responses/{id}/cancel
-    perplexity  {root}/perplexity/v1  the same routes, and the canonical POST /agent
+                                      POST /responses/{id}/cancel,
+                                      POST /audio/transcriptions (multipart, as the SDK sends),
+                                      POST /images/generations
+    perplexity  {root}/perplexity/v1  the Responses routes, and the canonical POST /agent
     deepseek    {root}/deepseek       POST /chat/completions
 
-Each flavour answers after its `Script`: text, reasoning, sources, usage, delays and one fault.
+Each flavour answers after its `Script`: text, reasoning, sources, usage, delays and one fault;
+for OpenAI also the transcript and the PNG a picture request gets.
 In-process tests use `start_fake_providers()`; a backend run as a subprocess is steered over HTTP:
 
     POST /_control/script    {"flavour": "openai", "text": "Hi", "fault": "http_500", ...}
+                             ("image_png" as base64)
     GET  /_control/requests  [?flavour=openai] -> {"requests": [{flavour, method, path, ...}]}
     POST /_control/reset
+
+A recorded body is the parsed JSON, or for multipart the fields (a repeated one as a list) with
+each file summarised as {"filename", "size", "content_type"}.
 
 Standalone: `python -m tests.fakes.providers --port 9100` prints the base URLs and serves.
 """
 
 import argparse
 import asyncio
+import base64
+import binascii
 import contextlib
 import itertools
 import json
+import re
 import secrets
 import signal
 import time
@@ -30,6 +40,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.files import png_bytes
 
 FLAVOURS = ("openai", "perplexity", "deepseek")
 
@@ -46,9 +58,12 @@ FAULTS = frozenset(
         "refusal",  # a refusal content part instead of output text (Responses)
         "max_output_tokens",  # half the text, then incomplete/max_output_tokens ("length" for chat)
         "context_length_exceeded",  # 400 as each provider words it
-        "long",  # an answer of Script.long_chars characters
+        "long",  # an answer (or transcript) of Script.long_chars characters
+        "content_policy",  # pictures: 400 moderation_blocked, as the safety system refuses
     }
 )
+AUDIO_FORMATS = ("flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm")
+AUDIO_LIMIT_BYTES = 25 * 1024 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -75,6 +90,19 @@ class Script:
     error_code: str = "server_error"  # the code a "failed" run reports
     long_chars: int = 9000
     background_polls: int = 2  # polls answered "in_progress" before the final object
+    transcript: str = "What is the capital of France?"  # what /audio/transcriptions hears
+    transcript_language: str = "en"
+    audio_seconds: float = 3.0  # the duration a transcription reports in its usage
+    image_png: bytes = field(default_factory=lambda: png_bytes(64, 64, (40, 120, 200)))
+    image_tokens: int = 1056  # output tokens of one picture (a 1024x1024 "medium" one)
+    revised_prompt: str | None = None  # GPT image models send none
+
+
+def script_json(script: Script) -> dict[str, Any]:
+    """The script as JSON (the PNG as base64), as /_control/script answers."""
+    settings = asdict(script)
+    settings["image_png"] = base64.b64encode(script.image_png).decode()
+    return settings
 
 
 @dataclass
@@ -86,7 +114,7 @@ class RecordedRequest:
     path: str
     query: dict[str, str]
     headers: dict[str, str]  # lower-case names
-    body: Any  # parsed JSON, raw text if it was not JSON, None if empty
+    body: Any  # parsed JSON, multipart fields, raw text if neither, None if empty
 
 
 @dataclass
@@ -517,6 +545,51 @@ async def _sse(request: web.Request, frames: list[_Frame]) -> web.StreamResponse
     return response
 
 
+_MULTIPART: web.RequestKey[tuple[dict[str, Any], dict[str, "_Upload"]]] = web.RequestKey(
+    "multipart", tuple
+)
+
+
+@dataclass
+class _Upload:
+    filename: str
+    content_type: str
+    data: bytes
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "filename": self.filename,
+            "size": len(self.data),
+            "content_type": self.content_type,
+        }
+
+
+async def _multipart(request: web.Request) -> tuple[dict[str, Any], dict[str, _Upload]]:
+    """A multipart body's fields (files summarised, a repeated key as a list) and its files.
+
+    Read once per request and kept on it, so the recorder and the handler both see it.
+    """
+    if _MULTIPART not in request:
+        form = await request.post()
+        fields: dict[str, Any] = {}
+        uploads: dict[str, _Upload] = {}
+        for key, value in form.items():
+            item: Any
+            if isinstance(value, web.FileField):
+                upload = _Upload(value.filename, value.content_type, value.file.read())
+                uploads[key] = upload
+                item = upload.summary()
+            else:
+                item = str(value)
+            if key in fields:
+                previous = fields[key]
+                fields[key] = [*previous, item] if isinstance(previous, list) else [previous, item]
+            else:
+                fields[key] = item
+        request[_MULTIPART] = (fields, uploads)
+    return request[_MULTIPART]
+
+
 class FakeProviders:
     """The fake's state: a script per flavour, the recorded requests, the background runs."""
 
@@ -534,6 +607,8 @@ class FakeProviders:
     def script(self, flavour: str, **settings: Any) -> Script:
         """Make `flavour` answer after Script(**settings) from now on (the defaults otherwise)."""
         _check_flavour(flavour)
+        if isinstance(settings.get("image_png"), str):
+            settings["image_png"] = base64.b64decode(settings["image_png"], validate=True)
         script = Script(**settings)
         if script.fault is not None and script.fault not in FAULTS:
             raise ValueError(f"unknown fault {script.fault!r}; known: {sorted(FAULTS)}")
@@ -552,12 +627,15 @@ class FakeProviders:
 
     def app(self) -> web.Application:
         """The aiohttp application serving the three APIs and the control routes."""
-        app = web.Application(middlewares=[self._record])
+        # Room for audio up to the transcription limit and past it (answered 413 by the fake).
+        app = web.Application(middlewares=[self._record], client_max_size=64 * 1024 * 1024)
         responses = "/{flavour:openai|perplexity}/v1"
         app.router.add_post(f"{responses}/responses", self._create_response)
         app.router.add_post("/perplexity/v1/agent", self._create_response)
         app.router.add_get(f"{responses}/responses/{{id}}", self._retrieve_response)
         app.router.add_post(f"{responses}/responses/{{id}}/cancel", self._cancel_response)
+        app.router.add_post("/openai/v1/audio/transcriptions", self._transcription)
+        app.router.add_post("/openai/v1/images/generations", self._image_generation)
         app.router.add_post("/deepseek/chat/completions", self._chat_completion)
         app.router.add_post("/_control/script", self._control_script)
         app.router.add_get("/_control/requests", self._control_requests)
@@ -567,9 +645,10 @@ class FakeProviders:
     @web.middleware
     async def _record(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith("/_control"):
-            raw = await request.text()
             body: Any = None
-            if raw:
+            if request.content_type == "multipart/form-data":
+                body, _files = await _multipart(request)
+            elif raw := await request.text():
                 try:
                     body = json.loads(raw)
                 except json.JSONDecodeError:
@@ -698,14 +777,147 @@ class FakeProviders:
             )
         return web.json_response(answer.completion())
 
+    async def _transcription(self, request: web.Request) -> web.StreamResponse:
+        """POST /openai/v1/audio/transcriptions: the script's transcript, in the format asked."""
+        fields, uploads = await _multipart(request)
+        script, fault = self._begin("openai")
+        early = await self._early_fault("openai", script, fault)
+        if early is not None:
+            return early
+        problem = _check_transcription(fields, uploads)
+        if problem is not None:
+            return problem
+        model = str(fields["model"])
+        text = _long_text(script.long_chars) if fault == "long" else script.transcript
+        response_format = fields.get("response_format") or "json"
+        usage: dict[str, Any] = {"type": "duration", "seconds": script.audio_seconds}
+        if model.startswith("gpt-4o"):  # billed by tokens, the others by duration
+            audio_tokens = max(1, round(script.audio_seconds * 10))
+            output_tokens = max(1, len(text) // 4)
+            usage = {
+                "type": "tokens",
+                "input_tokens": audio_tokens,
+                "input_token_details": {"text_tokens": 0, "audio_tokens": audio_tokens},
+                "output_tokens": output_tokens,
+                "total_tokens": audio_tokens + output_tokens,
+            }
+        if fields.get("stream") == "true" and not model.startswith("whisper"):
+            frames = [
+                _Frame(json.dumps({"type": "transcript.text.delta", "delta": piece}))
+                for piece in _split(text, script.chunks)
+            ]
+            done = {"type": "transcript.text.done", "text": text, "usage": usage}
+            return await _sse(request, [*frames, _Frame(json.dumps(done))])
+        await asyncio.sleep(script.first_delay_s)
+        if fault == "malformed":
+            return web.Response(text='{"text": "Wha', content_type="application/json")
+        if response_format == "text":
+            return web.Response(text=text, content_type="text/plain")
+        if response_format in {"srt", "vtt"}:
+            end = _timestamp(script.audio_seconds, "," if response_format == "srt" else ".")
+            if response_format == "srt":
+                return web.Response(text=f"1\n00:00:00,000 --> {end}\n{text}\n\n")
+            return web.Response(text=f"WEBVTT\n\n00:00:00.000 --> {end}\n{text}\n\n")
+        if response_format == "verbose_json":
+            segment = {
+                "id": 0,
+                "seek": 0,
+                "start": 0.0,
+                "end": script.audio_seconds,
+                "text": text,
+                "tokens": [50364],
+                "temperature": 0.0,
+                "avg_logprob": -0.2,
+                "compression_ratio": 1.1,
+                "no_speech_prob": 0.01,
+            }
+            return web.json_response(
+                {
+                    "task": "transcribe",
+                    "language": script.transcript_language,
+                    "duration": script.audio_seconds,
+                    "text": text,
+                    "segments": [segment],
+                    "usage": usage,
+                }
+            )
+        body: dict[str, Any] = {"text": text}
+        if model.startswith("gpt-transcribe"):
+            body["languages"] = [{"code": script.transcript_language}]
+        body["usage"] = usage
+        return web.json_response(body)
+
+    async def _image_generation(self, request: web.Request) -> web.StreamResponse:
+        """POST /openai/v1/images/generations: the script's PNG, as GPT image models answer."""
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            return _error(400, "We could not parse the JSON body of your request.", *_INVALID)
+        script, fault = self._begin("openai")
+        early = await self._early_fault("openai", script, fault)
+        if early is not None:
+            return early
+        if fault == "content_policy":
+            return _error(
+                400,
+                "Your request was rejected by the safety system. If you believe this is an "
+                "error, contact us at help.openai.com and include the request ID.",
+                "image_generation_user_error",
+                "moderation_blocked",
+            )
+        problem = _check_image_request(body)
+        if problem is not None:
+            return problem
+        await asyncio.sleep(script.first_delay_s)
+        if fault == "malformed":
+            return web.Response(text='{"created": 1, "data": [', content_type="application/json")
+        count = int(body.get("n") or 1)
+        size = body.get("size") or "auto"
+        quality = body.get("quality") or "auto"
+        output_tokens = script.image_tokens * count
+        usage = {
+            "input_tokens": script.input_tokens,
+            "input_tokens_details": {"image_tokens": 0, "text_tokens": script.input_tokens},
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"image_tokens": output_tokens, "text_tokens": 0},
+            "total_tokens": script.input_tokens + output_tokens,
+        }
+        image: dict[str, Any] = {"b64_json": base64.b64encode(script.image_png).decode()}
+        if script.revised_prompt is not None:
+            image["revised_prompt"] = script.revised_prompt
+        answer = {
+            "created": int(time.time()),
+            "background": "opaque"
+            if body.get("background") in (None, "auto")
+            else body["background"],
+            "data": [image] * count,
+            "output_format": "png",  # the bytes are always the script's PNG
+            "quality": "medium" if quality == "auto" else quality,
+            "size": "1024x1024" if size == "auto" else size,
+            "usage": usage,
+        }
+        if body.get("stream"):
+            done = {
+                "type": "image_generation.completed",
+                "b64_json": image["b64_json"],
+                "created_at": answer["created"],
+                "size": answer["size"],
+                "quality": answer["quality"],
+                "background": answer["background"],
+                "output_format": "png",
+                "usage": usage,
+            }
+            return await _sse(request, [_Frame(json.dumps(done), "image_generation.completed")])
+        return web.json_response(answer)
+
     async def _control_script(self, request: web.Request) -> web.Response:
         settings = await request.json()
         flavour = settings.pop("flavour", None)
         try:
             script = self.script(flavour, **settings)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, binascii.Error) as exc:
             return web.json_response({"error": str(exc)}, status=400)
-        return web.json_response({"flavour": flavour, "script": asdict(script)})
+        return web.json_response({"flavour": flavour, "script": script_json(script)})
 
     async def _control_requests(self, request: web.Request) -> web.Response:
         recorded = self.requests(request.query.get("flavour"))
@@ -714,6 +926,116 @@ class FakeProviders:
     async def _control_reset(self, _request: web.Request) -> web.Response:
         self.reset()
         return web.json_response({"ok": True})
+
+
+_INVALID = ("invalid_request_error", None)
+_IMAGE_SIZE = re.compile(r"^(\d{2,4})x(\d{2,4})$")
+
+
+def _timestamp(seconds: float, separator: str) -> str:
+    millis = round(seconds * 1000)
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}{separator}{rest % 1000:03d}"
+
+
+def _check_transcription(
+    fields: dict[str, Any], uploads: dict[str, _Upload]
+) -> web.Response | None:
+    """The 4xx OpenAI gives a transcription request, or None if it would be transcribed."""
+    for name in ("model", "file"):
+        if name not in fields:
+            return _error(
+                400,
+                f"Missing required parameter: '{name}'.",
+                "invalid_request_error",
+                "missing_required_parameter",
+                param=name,
+            )
+    upload = uploads.get("file")
+    if upload is None:
+        return _error(400, "'file' must be a file upload.", "invalid_request_error", None, "file")
+    extension = upload.filename.rsplit(".", 1)[-1].lower() if "." in upload.filename else ""
+    if extension not in AUDIO_FORMATS:
+        return _error(
+            400,
+            f"Invalid file format. Supported formats: {list(AUDIO_FORMATS)}",
+            "invalid_request_error",
+            None,
+        )
+    if len(upload.data) > AUDIO_LIMIT_BYTES:
+        return _error(
+            413,
+            f"Maximum content size limit ({AUDIO_LIMIT_BYTES}) exceeded "
+            f"({len(upload.data)} bytes read)",
+            "server_error",
+            None,
+        )
+    # The fake decodes no audio; an Ogg file must at least start as one.
+    if not upload.data or (extension in {"ogg", "oga"} and not upload.data.startswith(b"OggS")):
+        return _error(
+            400,
+            "Audio file might be corrupted or unsupported",
+            "invalid_request_error",
+            "invalid_value",
+            param="file",
+        )
+    response_format = fields.get("response_format") or "json"
+    whisper = str(fields["model"]).startswith("whisper")
+    if response_format not in {"json", "text", "srt", "vtt", "verbose_json"}:
+        return _error(
+            400,
+            f"Invalid value: '{response_format}'. Supported values are: 'json', 'text', 'srt', "
+            "'verbose_json', 'vtt' and 'diarized_json'.",
+            "invalid_request_error",
+            "invalid_value",
+            param="response_format",
+        )
+    if response_format not in {"json", "text"} and not whisper:
+        return _error(
+            400,
+            f"response_format '{response_format}' is not compatible with model "
+            f"'{fields['model']}'. Use 'json' or 'text' instead.",
+            "invalid_request_error",
+            "unsupported_value",
+            param="response_format",
+        )
+    return None
+
+
+def _check_image_request(body: Any) -> web.Response | None:
+    """The 400 OpenAI gives an image generation request, or None if it would draw."""
+    if not isinstance(body, dict) or not body.get("prompt"):
+        return _error(
+            400,
+            "Missing required parameter: 'prompt'.",
+            "invalid_request_error",
+            "missing_required_parameter",
+            param="prompt",
+        )
+    count = body.get("n", 1)
+    if count is not None and (not isinstance(count, int) or not 1 <= count <= 10):
+        return _error(
+            400,
+            f"Invalid value: {count!r}. 'n' must be between 1 and 10.",
+            "invalid_request_error",
+            "invalid_value",
+            param="n",
+        )
+    size = body.get("size")
+    match = _IMAGE_SIZE.match(size) if isinstance(size, str) else None
+    if size not in (None, "auto") and not (
+        match and all(16 <= int(side) <= 3840 for side in match.groups())
+    ):
+        return _error(
+            400,
+            f"Invalid value: {size!r}. Supported values are: '1024x1024', '1024x1536', "
+            "'1536x1024', and 'auto'.",
+            "invalid_request_error",
+            "invalid_value",
+            param="size",
+        )
+    return None
 
 
 def _check_flavour(flavour: object) -> None:

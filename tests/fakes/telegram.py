@@ -24,20 +24,31 @@ A bot run elsewhere is steered over HTTP (no token needed on these routes):
                                  "chat_id", "times"}
     POST /_control/rate_limits  {"enabled": true, "per_chat_per_s": 1, "global_per_s": 30}
     POST /_control/updates      an Update, queued for getUpdates -> {"update_id": N}
+    POST /_control/files        {"data": base64, "file_id"?, "file_path"?} -> {"file": File}
     GET  /_control/state        webhook, commands, pending updates
+
+Files: `add_file(data)` puts a file "on Telegram" (as if a user had sent it) and gives its File
+object; `getFile` answers for it and `GET {base_url}/file/bot{token}/{file_path}` serves its
+bytes, recorded as a Call of method "downloadFile". Uploads (`sendPhoto`, `sendDocument` as
+multipart) are kept: `call.files["photo"]` is the bytes, `call.params["photo"]` their summary.
 
 Standalone: `python -m tests.fakes.telegram --port 9200 --token 123:ABC`.
 """
 
 import argparse
 import asyncio
+import base64
+import binascii
 import contextlib
+import hashlib
 import itertools
 import json
 import math
+import mimetypes
 import re
 import secrets
 import signal
+import struct
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -52,6 +63,10 @@ from aiohttp import web
 DEFAULT_TOKEN = "123456:TEST-fake-telegram-token"
 TEXT_LIMIT = 4096
 CALLBACK_TEXT_LIMIT = 200
+CAPTION_LIMIT = 1024
+DOWNLOAD_LIMIT = 20 * 1024 * 1024  # what getFile lets a bot download
+PHOTO_UPLOAD_LIMIT = 10 * 1024 * 1024
+DOCUMENT_UPLOAD_LIMIT = 50 * 1024 * 1024
 CALLBACK_DATA_BYTES = 64
 LONG_POLL_CAP_S = 2.0  # getUpdates waits at most this long, whatever `timeout` asks
 
@@ -69,6 +84,9 @@ METHODS = (
     "setMyCommands",
     "getMyCommands",
     "sendMessage",
+    "sendPhoto",
+    "sendDocument",
+    "getFile",
     "editMessageText",
     "sendMessageDraft",
     "sendChatAction",
@@ -79,9 +97,13 @@ METHODS = (
     "refundStarPayment",
     "editUserStarSubscription",
 )
-_CANONICAL = {name.lower(): name for name in METHODS}
+# "downloadFile" is no Bot API method: it names file downloads in the calls and in fail_next.
+DOWNLOAD = "downloadFile"
+_CANONICAL = {name.lower(): name for name in (*METHODS, DOWNLOAD)}
 # Methods that put a new message in a chat: what flood control counts.
-MESSAGE_CREATING = frozenset({"sendMessage", "sendInvoice"})
+MESSAGE_CREATING = frozenset({"sendMessage", "sendPhoto", "sendDocument", "sendInvoice"})
+# Parameters that take a file; an upload sent as "attach://<part>" is filed under their name.
+_FILE_PARAMS = _words("photo document audio voice video animation video_note sticker thumbnail")
 
 UPDATE_TYPES = _words(
     """
@@ -131,6 +153,7 @@ _STRING_FIELDS = _words(
     currency callback_query_id pre_checkout_query_id shipping_query_id language_code action
     error_message telegram_payment_charge_id start_parameter photo_url ip_address
     message_effect_id business_connection_id inline_message_id short_description name emoji
+    file_id photo document
     """
 )
 _DEFAULT_DESCRIPTIONS = {
@@ -189,6 +212,7 @@ class Call:
     result: Any = None
     error_code: int | None = None
     description: str | None = None
+    files: dict[str, bytes] = field(default_factory=dict)  # uploaded bytes, by parameter name
 
     @property
     def chat_id(self) -> int | str | None:
@@ -197,6 +221,10 @@ class Call:
     @property
     def text(self) -> str:
         return str(self.params.get("text") or "")
+
+    @property
+    def caption(self) -> str:
+        return str(self.params.get("caption") or "")
 
     def buttons(self) -> list[tuple[str, str | None]]:
         """(label, callback_data or url) of every inline button, row by row."""
@@ -222,6 +250,7 @@ class Call:
             "result": self.result,
             "error_code": self.error_code,
             "description": self.description,
+            "files": {name: base64.b64encode(data).decode() for name, data in self.files.items()},
         }
 
 
@@ -253,6 +282,23 @@ class RateLimits:
 class _StoredMessage:
     message: dict[str, Any]
     from_bot: bool
+
+
+@dataclass
+class _StoredFile:
+    file_id: str
+    file_unique_id: str
+    file_path: str
+    data: bytes
+
+    def file_object(self) -> dict[str, Any]:
+        """The File object getFile answers with."""
+        return {
+            "file_id": self.file_id,
+            "file_unique_id": self.file_unique_id,
+            "file_size": len(self.data),
+            "file_path": self.file_path,
+        }
 
 
 @dataclass
@@ -430,7 +476,13 @@ def _parse_markdown_v2(text: str) -> str:
 
 
 def parse_text(
-    text: Any, parse_mode: Any, entities: Any, *, allow_empty: bool = False
+    text: Any,
+    parse_mode: Any,
+    entities: Any,
+    *,
+    allow_empty: bool = False,
+    limit: int = TEXT_LIMIT,
+    too_long: str = "message is too long",
 ) -> tuple[str, list[dict[str, Any]]]:
     """Text and entities as Telegram would store them, or the error it would give."""
     if text is None:
@@ -451,9 +503,100 @@ def parse_text(
     checked = check_entities(text, entities)
     if not text.strip() and not allow_empty:
         raise _bad("message text is empty")
-    if utf16_len(text) > TEXT_LIMIT:
-        raise _bad("message is too long")
+    if utf16_len(text) > limit:
+        raise _bad(too_long)
     return text, checked
+
+
+def parse_caption(params: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """A media message's caption and its entities, checked as text is ("" for none)."""
+    return parse_text(
+        params.get("caption"),
+        params.get("parse_mode"),
+        params.get("caption_entities"),
+        allow_empty=True,
+        limit=CAPTION_LIMIT,
+        too_long="message caption is too long",
+    )
+
+
+_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOFn markers
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a JPEG, PNG, GIF or WebP picture; None for anything else."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", data[16:24])
+        return width, height
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        width, height = struct.unpack("<HH", data[6:10])
+        return width, height
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
+        chunk = data[12:16]
+        if chunk == b"VP8X":
+            return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(
+                data[27:30], "little"
+            )
+        if chunk == b"VP8L":
+            bits = int.from_bytes(data[21:25], "little")
+            return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+        if chunk == b"VP8 ":
+            width, height = struct.unpack("<HH", data[26:30])
+            return width & 0x3FFF, height & 0x3FFF
+        return None
+    if data.startswith(b"\xff\xd8"):
+        index = 2
+        while index + 9 <= len(data) and data[index] == 0xFF:
+            marker = data[index + 1]
+            if marker == 0xFF:  # fill byte
+                index += 1
+            elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+                index += 2
+            elif marker in _JPEG_FRAMES:
+                height, width = struct.unpack(">HH", data[index + 5 : index + 9])
+                return width, height
+            else:
+                index += 2 + struct.unpack(">H", data[index + 2 : index + 4])[0]
+    return None
+
+
+def _scaled_sizes(width: int, height: int, boxes: tuple[int, ...]) -> list[tuple[int, int]]:
+    """The sizes Telegram keeps of a picture: one per box smaller than it, then itself.
+
+    The picture itself is cut down to fit 2560 px, as Telegram does.
+    """
+    longest = max(width, height)
+    sizes = []
+    for box in (*(b for b in boxes if b < longest), min(longest, 2560)):
+        factor = box / longest
+        sizes.append((max(1, round(width * factor)), max(1, round(height * factor))))
+    return sizes
+
+
+def unique_file_id(file_id: str) -> str:
+    """The file_unique_id the fake gives the file `file_id` (the same for every bot)."""
+    return "AgAD" + hashlib.sha256(file_id.encode()).hexdigest()[:12]
+
+
+def _new_file_id(prefix: str = "BQACAgIAAxkBAAI") -> str:
+    return prefix + secrets.token_urlsafe(24)
+
+
+def _folder_and_suffix(data: bytes) -> tuple[str, str]:
+    """Where Telegram would file these bytes, guessed from their first bytes."""
+    if data.startswith(b"OggS"):
+        return "voice", ".oga"
+    if data.startswith(b"%PDF-"):
+        return "documents", ".pdf"
+    if data.startswith(b"ID3") or data[:2] == b"\xff\xfb":
+        return "music", ".mp3"
+    if data.startswith(b"\x89PNG"):
+        return "photos", ".png"
+    if data.startswith(b"\xff\xd8"):
+        return "photos", ".jpg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "photos", ".webp"
+    return "documents", ""
 
 
 def check_reply_markup(markup: Any) -> dict[str, Any] | None:
@@ -524,7 +667,15 @@ class FakeTelegram:
         self._refunded: set[str] = set()
         self._sent_in_chat: dict[int | str, deque[float]] = {}
         self._sent: deque[float] = deque()
+        self._files: dict[str, _StoredFile] = {}  # by file_id
+        self._file_paths: dict[str, _StoredFile] = {}
+        self._file_numbers = itertools.count(1)
         self._client: aiohttp.ClientSession | None = None
+        # Upload methods also get the uploaded bytes, by parameter name.
+        self._uploading: dict[str, Callable[[dict[str, Any], dict[str, bytes]], Any]] = {
+            "sendPhoto": self._send_photo,
+            "sendDocument": self._send_document,
+        }
         self._handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getMe": self._get_me,
             "setWebhook": self._set_webhook,
@@ -534,6 +685,7 @@ class FakeTelegram:
             "setMyCommands": self._set_my_commands,
             "getMyCommands": self._get_my_commands,
             "sendMessage": self._send_message,
+            "getFile": self._get_file,
             "editMessageText": self._edit_message_text,
             "sendMessageDraft": self._send_message_draft,
             "sendChatAction": self._send_chat_action,
@@ -588,7 +740,7 @@ class FakeTelegram:
     def reset(self) -> None:
         """Forget calls, faults, flood counters and queued updates; limits off.
 
-        The bot's webhook, commands and messages stay, as they would on Telegram.
+        The bot's webhook, commands, messages and files stay, as they would on Telegram.
         """
         self._calls.clear()
         self._faults.clear()
@@ -658,14 +810,35 @@ class FakeTelegram:
             user["language_code"] = language_code
         return user
 
-    def message_update(
-        self, user: dict[str, Any], text: str, *, entities: list[dict[str, Any]] | None = None
+    def add_file(
+        self, data: bytes, *, file_id: str | None = None, file_path: str | None = None
     ) -> dict[str, Any]:
-        """An Update with a private-chat text message from `user`, as Telegram sends it.
+        """Put a file on the fake Telegram, as if a user had sent it; its File object.
 
-        The message id comes from the chat's counter, shared with the bot's messages.
-        A leading /command gets its bot_command entity.
+        Ids and a path (with the folder and extension Telegram would give, guessed from the
+        bytes: voice/file_1.oga, documents/file_2.pdf...) are made up unless given. getFile
+        refuses a file over 20 MB ("file is too big"), as Telegram does for bots.
         """
+        number = next(self._file_numbers)
+        if file_path is None:
+            folder, suffix = _folder_and_suffix(data)
+            file_path = f"{folder}/file_{number}{suffix}"
+        file_id = file_id or _new_file_id()
+        stored = _StoredFile(file_id, unique_file_id(file_id), file_path, bytes(data))
+        self._files[file_id] = stored
+        self._file_paths[file_path] = stored
+        return stored.file_object()
+
+    def downloads(self, file_path: str | None = None) -> list[Call]:
+        """The file downloads so far (of one path if given), answered or refused."""
+        return [
+            c
+            for c in self.calls(DOWNLOAD)
+            if file_path is None or c.params.get("file_path") == file_path
+        ]
+
+    def _user_message(self, user: dict[str, Any], **content: Any) -> dict[str, Any]:
+        """An Update with a private-chat message from `user` with this content."""
         chat = {"id": user["id"], "type": "private", "first_name": user["first_name"]}
         if user.get("username"):
             chat["username"] = user["username"]
@@ -675,14 +848,170 @@ class FakeTelegram:
             "from": user,
             "chat": chat,
             "date": int(time.time()),
-            "text": text,
+            **{k: v for k, v in content.items() if v not in (None, [])},
         }
-        if entities is None and text.startswith("/"):
-            entities = [{"type": "bot_command", "offset": 0, "length": utf16_len(text.split()[0])}]
-        if entities:
-            message["entities"] = entities
         self._messages[(user["id"], message["message_id"])] = _StoredMessage(message, False)
         return {"update_id": next(self._update_ids), "message": message}
+
+    def message_update(
+        self, user: dict[str, Any], text: str, *, entities: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """An Update with a private-chat text message from `user`, as Telegram sends it.
+
+        The message id comes from the chat's counter, shared with the bot's messages.
+        A leading /command gets its bot_command entity.
+        """
+        if entities is None and text.startswith("/"):
+            entities = [{"type": "bot_command", "offset": 0, "length": utf16_len(text.split()[0])}]
+        return self._user_message(user, text=text, entities=entities)
+
+    def _media(self, file_id: str, file_size: int | None) -> dict[str, Any]:
+        """file_id, file_unique_id and file_size (the added file's, unless given)."""
+        stored = self._files.get(file_id)
+        if file_size is None and stored is not None:
+            file_size = len(stored.data)
+        media: dict[str, Any] = {"file_id": file_id, "file_unique_id": unique_file_id(file_id)}
+        if file_size is not None:
+            media["file_size"] = file_size
+        return media
+
+    def voice_update(
+        self,
+        user: dict[str, Any],
+        *,
+        file_id: str,
+        duration: int,
+        file_size: int | None = None,
+        mime_type: str = "audio/ogg",
+        caption: str | None = None,
+    ) -> dict[str, Any]:
+        """An Update with a voice message (a Voice object; file_size: the added file's)."""
+        media = self._media(file_id, file_size)
+        voice = {
+            "file_id": media["file_id"],
+            "file_unique_id": media["file_unique_id"],
+            "duration": duration,
+            "mime_type": mime_type,
+            "file_size": media.get("file_size"),
+        }
+        return self._user_message(user, voice=_drop_none(voice), caption=caption)
+
+    def audio_update(
+        self,
+        user: dict[str, Any],
+        *,
+        file_id: str,
+        duration: int,
+        file_size: int | None = None,
+        file_name: str | None = "audio.mp3",
+        mime_type: str = "audio/mpeg",
+        title: str | None = None,
+        performer: str | None = None,
+        caption: str | None = None,
+    ) -> dict[str, Any]:
+        """An Update with a music file (an Audio object), as sent from the attachment menu."""
+        media = self._media(file_id, file_size)
+        audio = {
+            "file_id": media["file_id"],
+            "file_unique_id": media["file_unique_id"],
+            "duration": duration,
+            "performer": performer,
+            "title": title,
+            "file_name": file_name,
+            "mime_type": mime_type,
+            "file_size": media.get("file_size"),
+        }
+        return self._user_message(user, audio=_drop_none(audio), caption=caption)
+
+    def video_note_update(
+        self,
+        user: dict[str, Any],
+        *,
+        file_id: str,
+        duration: int,
+        file_size: int | None = None,
+        length: int = 384,
+    ) -> dict[str, Any]:
+        """An Update with a round video message (a VideoNote object; it has no caption)."""
+        media = self._media(file_id, file_size)
+        note = {
+            "file_id": media["file_id"],
+            "file_unique_id": media["file_unique_id"],
+            "length": length,
+            "duration": duration,
+            "file_size": media.get("file_size"),
+        }
+        return self._user_message(user, video_note=_drop_none(note))
+
+    def photo_update(
+        self,
+        user: dict[str, Any],
+        *,
+        file_id: str,
+        file_size: int | None = None,
+        caption: str | None = None,
+        caption_entities: list[dict[str, Any]] | None = None,
+        width: int = 1280,
+        height: int = 960,
+    ) -> dict[str, Any]:
+        """An Update with a photo: PhotoSize objects (90 px, 320 px, full), the largest last.
+
+        `file_id` (and `file_size`) is the full size's; the smaller ones get ids of their
+        own that are not added as files, so only the largest can be downloaded.
+        """
+        full = self._media(file_id, file_size)
+        sizes = _scaled_sizes(width, height, (90, 320))
+        photo = []
+        for size_width, size_height in sizes[:-1]:
+            small_id = f"{file_id}_{size_width}x{size_height}"
+            size: dict[str, Any] = {
+                "file_id": small_id,
+                "file_unique_id": unique_file_id(small_id),
+                "width": size_width,
+                "height": size_height,
+            }
+            if "file_size" in full:
+                ratio = size_width * size_height / (width * height)
+                size["file_size"] = max(1, int(full["file_size"] * ratio))
+            photo.append(size)
+        photo.append(
+            _drop_none(
+                {
+                    "file_id": file_id,
+                    "file_unique_id": full["file_unique_id"],
+                    "width": width,
+                    "height": height,
+                    "file_size": full.get("file_size"),
+                }
+            )
+        )
+        return self._user_message(
+            user, photo=photo, caption=caption, caption_entities=caption_entities
+        )
+
+    def document_update(
+        self,
+        user: dict[str, Any],
+        *,
+        file_id: str,
+        file_name: str | None,
+        mime_type: str | None,
+        file_size: int | None = None,
+        caption: str | None = None,
+        caption_entities: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """An Update with a file sent as a document (a Document object)."""
+        media = self._media(file_id, file_size)
+        document = {
+            "file_id": media["file_id"],
+            "file_unique_id": media["file_unique_id"],
+            "file_name": file_name,
+            "mime_type": mime_type,
+            "file_size": media.get("file_size"),
+        }
+        return self._user_message(
+            user, document=_drop_none(document), caption=caption, caption_entities=caption_entities
+        )
 
     def callback_update(
         self,
@@ -778,8 +1107,10 @@ class FakeTelegram:
         app.router.add_post("/_control/fail_next", self._control_fail_next)
         app.router.add_post("/_control/rate_limits", self._control_rate_limits)
         app.router.add_post("/_control/updates", self._control_updates)
+        app.router.add_post("/_control/files", self._control_files)
         app.router.add_get("/_control/state", self._control_state)
         app.router.add_route("*", "/bot{token}/{method}", self._api)
+        app.router.add_get("/file/bot{token}/{file_path:.+}", self._download)
         return app
 
     async def _api(self, request: web.Request) -> web.Response:
@@ -787,18 +1118,42 @@ class FakeTelegram:
         method = _CANONICAL.get(requested.lower(), requested)
         call = Call(seq=-1, method=method, params={}, time=time.time())
         try:
-            call.params = await _read_params(request)
+            call.params, call.files = await _read_params(request)
             params = call.params
             if request.match_info["token"] != self.token:
                 raise BotAPIError(401, "Unauthorized")
+            uploading = self._uploading.get(method)
             handler = self._handlers.get(method)
-            if handler is None:
+            if handler is None and uploading is None:
                 raise BotAPIError(404, "Not Found: method not found")
             self._inject_fault(method, params)
-            result = await handler(params)
+            if uploading is not None:
+                result = await uploading(params, call.files)
+            else:
+                assert handler is not None
+                result = await handler(params)
         except BotAPIError as error:
             return self._answer(call, error=error)
         return self._answer(call, result=result)
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """A file's bytes, as api.telegram.org/file/bot<token>/<file_path> serves them."""
+        path = request.match_info["file_path"]
+        call = Call(seq=-1, method=DOWNLOAD, params={"file_path": path}, time=time.time())
+        try:
+            if request.match_info["token"] != self.token:
+                raise BotAPIError(401, "Unauthorized")
+            self._inject_fault(DOWNLOAD, call.params)
+            stored = self._file_paths.get(path)
+            if stored is None:
+                raise BotAPIError(404, "Not Found")
+            if len(stored.data) > DOWNLOAD_LIMIT:
+                raise _bad("file is too big")
+        except BotAPIError as error:
+            return self._answer(call, error=error)
+        call.result = stored.file_object()
+        self._record(call)
+        return web.Response(body=stored.data, content_type="application/octet-stream")
 
     def _answer(
         self, call: Call, *, result: Any = None, error: BotAPIError | None = None
@@ -813,11 +1168,14 @@ class FakeTelegram:
             if call.method == "setWebhook":
                 body["description"] = "Webhook was set"
             status = 200
+        self._record(call)
+        return web.json_response(body, status=status)
+
+    def _record(self, call: Call) -> None:
         # Recorded once answered, so a waiter never sees a call without its outcome.
         call.seq = next(self._seq)
         self._calls.append(call)
         self._notify()
-        return web.json_response(body, status=status)
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
@@ -885,15 +1243,20 @@ class FakeTelegram:
         self._messages[(chat["id"], message["message_id"])] = _StoredMessage(message, True)
         return message
 
-    def _check_reply(self, chat: dict[str, Any], params: dict[str, Any]) -> None:
+    def _check_reply(self, chat: dict[str, Any], params: dict[str, Any]) -> dict[str, Any] | None:
+        """The message replied to (None for no reply, or a missing one allowed to be)."""
         reply = params.get("reply_parameters")
         if reply is None and _is_int(params.get("reply_to_message_id")):
             reply = {"message_id": params["reply_to_message_id"]}
         if not isinstance(reply, dict):
-            return
-        known = (chat["id"], reply.get("message_id")) in self._messages
-        if not known and not reply.get("allow_sending_without_reply"):
+            return None
+        stored = self._messages.get((chat["id"], reply.get("message_id")))
+        if stored is None and not reply.get("allow_sending_without_reply"):
             raise _bad("message to be replied not found")
+        # Telegram nests the replied-to message one level deep, without its own reply.
+        return (
+            {k: v for k, v in stored.message.items() if k != "reply_to_message"} if stored else None
+        )
 
     # --- the Bot API methods --------------------------------------------------------------
 
@@ -1017,11 +1380,112 @@ class FakeTelegram:
             params.get("text"), params.get("parse_mode"), params.get("entities")
         )
         markup = check_reply_markup(params.get("reply_markup"))
-        self._check_reply(chat, params)
+        replied = self._check_reply(chat, params)
         self._check_flood(chat["id"])
         self._note_sent(chat["id"])
         inline = markup if markup and "inline_keyboard" in markup else None
-        return self._new_message(chat, text=text, entities=entities, reply_markup=inline)
+        return self._new_message(
+            chat, text=text, entities=entities, reply_markup=inline, reply_to_message=replied
+        )
+
+    async def _get_file(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = params.get("file_id")
+        if not file_id:
+            raise _bad('parameter "file_id" is required')
+        stored = self._files.get(str(file_id))
+        if stored is None:
+            raise _bad("invalid file_id")
+        if len(stored.data) > DOWNLOAD_LIMIT:
+            raise _bad("file is too big")
+        return stored.file_object()
+
+    def _input_file(self, params: dict[str, Any], files: dict[str, bytes], name: str) -> bytes:
+        """The bytes given for the file parameter `name`: uploaded, or a known file_id."""
+        if name in files:
+            data = files[name]
+            if not data:
+                raise _bad("file must be non-empty")
+            return data
+        value = params.get(name)
+        if not value:
+            raise _bad(f"there is no {name} in the request")
+        value = str(value)
+        stored = self._files.get(value)
+        if stored is not None:
+            return stored.data
+        if value.startswith(("http://", "https://")):
+            raise _bad("failed to get HTTP URL content")  # the fake reaches no web
+        raise _bad("wrong file identifier/HTTP URL specified")
+
+    def _media_message(self, params: dict[str, Any], **media: Any) -> dict[str, Any]:
+        """Checks shared by the media methods, then the message sent."""
+        chat = self._chat(params)
+        caption, entities = parse_caption(params)
+        markup = check_reply_markup(params.get("reply_markup"))
+        replied = self._check_reply(chat, params)
+        self._check_flood(chat["id"])
+        self._note_sent(chat["id"])
+        inline = markup if markup and "inline_keyboard" in markup else None
+        return self._new_message(
+            chat,
+            **media,
+            caption=caption or None,
+            caption_entities=entities,
+            reply_markup=inline,
+            reply_to_message=replied,
+        )
+
+    async def _send_photo(self, params: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
+        self._chat(params)
+        data = self._input_file(params, files, "photo")
+        if len(data) > PHOTO_UPLOAD_LIMIT:
+            raise BotAPIError(413, "Request Entity Too Large")
+        size = image_size(data)
+        if size is None:
+            raise _bad("IMAGE_PROCESS_FAILED")
+        width, height = size
+        if not width or not height or width + height > 10_000 or max(size) > 20 * min(size):
+            raise _bad("PHOTO_INVALID_DIMENSIONS")
+        photo = []
+        sizes = _scaled_sizes(width, height, (90, 320, 800, 1280))
+        for size_width, size_height in sizes:
+            ratio = size_width * size_height / (width * height)
+            file_id = _new_file_id("AgACAgIAAxkDAAI")
+            if (size_width, size_height) == sizes[-1]:
+                # Only the largest is kept (the fake does not resize): it can be downloaded.
+                self.add_file(data, file_id=file_id)
+            photo.append(
+                {
+                    "file_id": file_id,
+                    "file_unique_id": unique_file_id(file_id),
+                    "width": size_width,
+                    "height": size_height,
+                    "file_size": max(1, int(len(data) * ratio)),
+                }
+            )
+        return self._media_message(params, photo=photo)
+
+    async def _send_document(
+        self, params: dict[str, Any], files: dict[str, bytes]
+    ) -> dict[str, Any]:
+        self._chat(params)
+        data = self._input_file(params, files, "document")
+        if len(data) > DOCUMENT_UPLOAD_LIMIT:
+            raise BotAPIError(413, "Request Entity Too Large")
+        upload = params.get("document")
+        file_name = upload.get("file_name") if isinstance(upload, dict) else None
+        mime_type = mimetypes.guess_type(file_name)[0] if file_name else None
+        suffix = "." + file_name.rsplit(".", 1)[1] if file_name and "." in file_name else ""
+        file_id = _new_file_id()
+        self.add_file(data, file_id=file_id, file_path=f"documents/{secrets.token_hex(6)}{suffix}")
+        document = {
+            "file_id": file_id,
+            "file_unique_id": unique_file_id(file_id),
+            "file_name": file_name,
+            "mime_type": mime_type or "application/octet-stream",
+            "file_size": len(data),
+        }
+        return self._media_message(params, document=_drop_none(document))
 
     async def _edit_message_text(self, params: dict[str, Any]) -> dict[str, Any] | bool:
         text, entities = parse_text(
@@ -1214,6 +1678,15 @@ class FakeTelegram:
             return web.json_response({"ok": False, "error": "an Update object"}, status=400)
         return web.json_response({"ok": True, "update_id": self.queue_update(update)})
 
+    async def _control_files(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        try:
+            data = base64.b64decode(body["data"], validate=True)
+            file = self.add_file(data, file_id=body.get("file_id"), file_path=body.get("file_path"))
+        except (KeyError, TypeError, binascii.Error) as exc:
+            return web.json_response({"ok": False, "error": repr(exc)}, status=400)
+        return web.json_response({"ok": True, "file": file})
+
     async def _control_state(self, _request: web.Request) -> web.Response:
         return web.json_response(
             {
@@ -1225,11 +1698,22 @@ class FakeTelegram:
         )
 
 
-async def _read_params(request: web.Request) -> dict[str, Any]:
-    """The method's parameters from the query string and a JSON or form body."""
+def _drop_none(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The method's parameters from the query string and a JSON or form body, and uploads.
+
+    An uploaded part is summarised in the parameters as {"file_name", "size"} and its bytes
+    returned by name. aiogram names a part at random and sends `photo=attach://<part>`: for a
+    file parameter (photo, document...) the summary and the bytes are filed under "photo";
+    other references (setWebhook's certificate) stay as sent, the summary under the part's name.
+    """
     params: dict[str, Any] = {k: _decode(k, v) for k, v in request.query.items()}
+    files: dict[str, bytes] = {}
     if not request.body_exists:
-        return params
+        return params, files
     if request.content_type == "application/json":
         try:
             body = await request.json()
@@ -1240,12 +1724,20 @@ async def _read_params(request: web.Request) -> dict[str, Any]:
         params.update(body)
     elif request.content_type in {"multipart/form-data", "application/x-www-form-urlencoded"}:
         form = await request.post()
+        uploads: dict[str, tuple[str, bytes]] = {}
         for key, value in form.items():
             if isinstance(value, web.FileField):
-                params[key] = {"file_name": value.filename, "size": len(value.file.read())}
+                uploads[key] = (value.filename, value.file.read())
             else:
                 params[key] = _decode(key, str(value))
-    return params
+        for part, (file_name, data) in uploads.items():
+            name = next(
+                (k for k in _FILE_PARAMS if params.get(k) == f"attach://{part}"),
+                part,
+            )
+            params[name] = {"file_name": file_name, "size": len(data)}
+            files[name] = data
+    return params, files
 
 
 @contextlib.asynccontextmanager

@@ -12,10 +12,11 @@ Role = Literal["user", "assistant"]
 
 @dataclass(frozen=True, slots=True)
 class Turn:
-    """One earlier message of the conversation."""
+    """One message of the conversation; `images` are data URLs sent with it (photos)."""
 
     role: Role
     content: str
+    images: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

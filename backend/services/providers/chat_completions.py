@@ -4,7 +4,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 import openai
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionContentPartParam, ChatCompletionMessageParam
 
 from backend.services.providers.base import (
     ContentRefused,
@@ -26,23 +26,29 @@ def chat_messages(instructions: str, turns: Sequence[Turn]) -> list[ChatCompleti
     """The system prompt, then the turns with consecutive same-role turns merged.
 
     DeepSeek wants user and assistant to alternate; a merged turn keeps every text, separated
-    by a blank line. Earlier reasoning is never sent back: without tool calls it is ignored.
+    by a blank line, and a user turn with photos becomes text and `image_url` parts. Earlier
+    reasoning is never sent back: without tool calls it is ignored.
     """
-    merged: list[tuple[Role, list[str]]] = []
+    merged: list[tuple[Role, list[str], list[str]]] = []
     for turn in turns:
         if merged and merged[-1][0] == turn.role:
             merged[-1][1].append(turn.content)
+            merged[-1][2].extend(turn.images)
         else:
-            merged.append((turn.role, [turn.content]))
+            merged.append((turn.role, [turn.content], list(turn.images)))
     messages: list[ChatCompletionMessageParam] = []
     if instructions:
         messages.append({"role": "system", "content": instructions})
-    for role, texts in merged:
+    for role, texts, images in merged:
         content = "\n\n".join(texts)
-        if role == "user":
-            messages.append({"role": "user", "content": content})
-        else:
+        if role == "assistant":
             messages.append({"role": "assistant", "content": content})
+        elif images:
+            parts: list[ChatCompletionContentPartParam] = [{"type": "text", "text": content}]
+            parts += [{"type": "image_url", "image_url": {"url": url}} for url in images]
+            messages.append({"role": "user", "content": parts})
+        else:
+            messages.append({"role": "user", "content": content})
     return messages
 
 

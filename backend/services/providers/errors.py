@@ -44,6 +44,7 @@ _CONTENT_POLICY_CODES = frozenset(
         "bio_policy",
         "cyber_policy",
         "misalignment_policy_violation",
+        "moderation_blocked",  # the Images API's refusal
     }
 )
 _CONTEXT_MESSAGE = re.compile(r"context[ _](length|window)|maximum context", re.IGNORECASE)

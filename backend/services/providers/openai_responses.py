@@ -28,8 +28,21 @@ _PART_EVENTS = frozenset({"response.content_part.added", "response.content_part.
 
 
 def input_messages(request: ProviderRequest) -> list[EasyInputMessageParam]:
-    """The conversation as Responses `input` messages, oldest first, the new message last."""
-    return [{"role": turn.role, "content": turn.content} for turn in request.turns]
+    """The conversation as Responses `input` messages, oldest first, the new message last.
+
+    A turn with photos becomes content parts: its text, then one `input_image` per photo.
+    """
+    messages: list[EasyInputMessageParam] = []
+    for turn in request.turns:
+        if not turn.images:
+            messages.append({"role": turn.role, "content": turn.content})
+            continue
+        parts: list[Any] = [{"type": "input_text", "text": turn.content}]
+        parts += [
+            {"type": "input_image", "image_url": url, "detail": "auto"} for url in turn.images
+        ]
+        messages.append({"role": turn.role, "content": parts})
+    return messages
 
 
 def _message_parts(response: object) -> list[object]:

@@ -9,6 +9,7 @@ from backend.services.catalog import Catalog, ProviderEntry
 from backend.services.providers.base import ProviderAdapter, ProviderNotConfigured
 from backend.services.providers.chat_completions import ChatCompletionsAdapter
 from backend.services.providers.client import build_client
+from backend.services.providers.media import ImageGenerator, Transcriber
 from backend.services.providers.openai_responses import OpenAIResponsesAdapter
 from backend.services.providers.perplexity import PerplexityAgentAdapter
 
@@ -20,20 +21,44 @@ ADAPTERS: dict[str, Callable[[openai.AsyncOpenAI], ProviderAdapter]] = {
 
 
 class ProviderRegistry:
-    """Which providers have credentials, and their adapters."""
+    """Which providers have credentials, their adapters, and the speech and picture models."""
 
-    def __init__(self, adapters: dict[str, ProviderAdapter]) -> None:
+    def __init__(
+        self,
+        adapters: dict[str, ProviderAdapter],
+        *,
+        transcriber: Transcriber | None = None,
+        images: ImageGenerator | None = None,
+    ) -> None:
         self._adapters = adapters
+        self.transcriber = transcriber
+        self.images = images
 
     @classmethod
     def from_settings(cls, settings: Settings, catalog: Catalog) -> "ProviderRegistry":
-        """One client per provider with an API key; providers without one are unavailable."""
+        """One client per provider with an API key; providers without one are unavailable.
+
+        Transcription and pictures share the client of the provider the catalog names.
+        """
         adapters: dict[str, ProviderAdapter] = {}
+        clients: dict[str, openai.AsyncOpenAI] = {}
         for key, provider in catalog.providers.items():
-            adapter = build_adapter(settings, provider)
-            if adapter is not None:
-                adapters[key] = adapter
-        return cls(adapters)
+            client = build_provider_client(settings, provider)
+            if client is not None:
+                clients[key] = client
+                adapters[key] = ADAPTERS[provider.api_style](client)
+        transcription, generation = catalog.transcription, catalog.image_generation
+        transcriber = (
+            Transcriber(clients[transcription.provider], transcription)
+            if transcription is not None and transcription.provider in clients
+            else None
+        )
+        images = (
+            ImageGenerator(clients[generation.provider], generation)
+            if generation is not None and generation.provider in clients
+            else None
+        )
+        return cls(adapters, transcriber=transcriber, images=images)
 
     def available(self, provider: str) -> bool:
         return provider in self._adapters
@@ -50,11 +75,12 @@ class ProviderRegistry:
             await adapter.aclose()
 
 
-def build_adapter(settings: Settings, provider: ProviderEntry) -> ProviderAdapter | None:
+def build_provider_client(settings: Settings, provider: ProviderEntry) -> openai.AsyncOpenAI | None:
+    """The SDK client for a provider, or None when it has no API key."""
     base_url, api_key = settings.provider_credentials(provider.credentials)
     if not api_key:
         return None
-    client = build_client(
+    return build_client(
         base_url=base_url,
         api_key=api_key,
         max_retries=settings.provider_max_retries,
@@ -63,4 +89,3 @@ def build_adapter(settings: Settings, provider: ProviderEntry) -> ProviderAdapte
         # bounds a silent connection.
         read_timeout_s=900.0,
     )
-    return ADAPTERS[provider.api_style](client)

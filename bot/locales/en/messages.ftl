@@ -2,18 +2,21 @@
 cmd-start = Main menu
 cmd-help = How it works
 cmd-status = Plan and messages left
-cmd-settings = Language, reasoning, VIP
+cmd-settings = Language, chat mode, instruction, VIP
 cmd-model = Choose the AI model
 cmd-new = Start a new conversation
+cmd-image = Draw a picture
+cmd-instructions = Your custom instruction
 cmd-subscribe = VIP subscription
 
 ## Main menu
 welcome =
     Hi, { $name }! I'm Pomogator: ChatGPT, Perplexity and DeepSeek in one chat.
-    Just write your question — I answer with the model you picked. { $limit } messages are free; VIP lifts the limit.
+    Write a question, send a voice message, a photo or a document — I answer with the model you picked. { $limit } messages are free; VIP lifts the limit.
 welcome-back = Welcome back, { $name }! Ask anything, or pick what to do below.
 btn-new-chat = 🆕 New chat
 btn-model = 🧠 Model
+btn-picture = 🎨 Picture
 btn-status = 📊 Status
 btn-settings = ⚙️ Settings
 btn-help = ❓ Help
@@ -24,9 +27,11 @@ btn-home = ☰ Menu
 help =
     How to use Pomogator:
     • Write a message — the chosen model answers, remembering this conversation.
+    • Send a voice message, a photo (the caption is your question) or a document: PDF, text or code.
+    • /image and a description — I draw a picture.
     • /model — pick ChatGPT, Perplexity (web search with sources) or DeepSeek.
-    • /new — forget the conversation and start fresh.
-    • /status — your plan and messages left. /settings — language and reasoning.
+    • /settings — language, chat mode (translator, code helper…) and your custom instruction.
+    • /new — forget the conversation and start fresh. /status — your plan and messages left.
     • { $limit } messages are free; /subscribe for VIP without limits.
 
 ## Status and settings
@@ -43,6 +48,11 @@ btn-language-en = 🇬🇧 English
 btn-reasoning-show = 💭 Show reasoning
 btn-reasoning-hide = 💭 Hide reasoning
 language-name = English
+settings-mode = Chat mode: { $mode }
+settings-instructions = Custom instruction: “{ $text }”
+settings-instructions-none = Custom instruction: none
+btn-mode = 🎭 Mode: { $mode }
+btn-instructions = ✍️ Custom instruction
 settings-saved = Saved.
 
 ## Models
@@ -55,12 +65,15 @@ model-long-running = This model researches the web and can take a few minutes to
 ## Conversation
 new-chat = New conversation started. Model: { $provider } · { $model }. What shall we talk about?
 thinking = Thinking…
+listening = 🎙 Listening…
+transcript-title = 🎙 You said:
+document-truncated-note = ℹ️ The document is too long for the model: I read only its beginning.
 researching = Researching the web… { $seconds } s
 trimmed-note = ℹ️ The oldest messages of this conversation no longer fit the model's memory. /new starts afresh.
 reasoning-title = 💭 Reasoning
 sources-title = Sources
 busy = I'm still answering your previous messages — please wait a moment.
-text-only = I understand text messages only for now — please type your question.
+not-supported = I can read text, voice messages, photos and documents (PDF, text, code), but not this kind of message — please send one of those.
 button-outdated = This button is outdated. Open /start for a fresh menu.
 
 ## VIP
@@ -85,6 +98,20 @@ error-provider_not_configured = This model is not available on this bot — plea
 error-message_too_long = Your message is too long: up to { $limit } characters, please.
 error-duplicate_request = This message is already being answered.
 error-unknown_model = This model is no longer offered — please choose another with /model.
+error-voice_unavailable = Voice messages aren't available right now — please type your question.
+error-attachment_too_large = This file is too big for me: up to { $limit_mb } MB, please.
+error-audio_too_long = This recording is too long: up to { $limit_s } seconds, please.
+error-images_not_supported = This model can't see pictures — please choose another with /model.
+error-unsupported_document = I can't read this type of file — please send a PDF, a text or a code file.
+error-document_unreadable = I couldn't find any text in this document — it may be a scan, damaged or password-protected.
+error-invalid_attachment = I couldn't use this file — please send it again, or as a photo or PDF.
+error-image_generation_unavailable = Drawing pictures isn't available right now — sorry! I can still answer in words.
+error-image_generation_failed = The picture couldn't be drawn.
+error-transcription_failed = I couldn't make out this voice message.
+error-vip_required = This is a ⭐ VIP feature — /subscribe.
+error-quota_exhausted = You've used all your free messages — /subscribe for VIP.
+error-unknown_mode = This chat mode is no longer offered — please choose another in /settings.
+error-instructions_too_long = This instruction is too long: up to { $limit } characters, please.
 error-generic = Something went wrong on our side. Sorry! Please try again.
 error-refunded = Nothing was charged.
 error-try-another = You can try again or choose another model.
@@ -117,3 +144,56 @@ decline-amount_mismatch = the price has changed.
 decline-invoice_used = it is already paid.
 decline-offer_expired = the offer has expired.
 error-forbidden = This action is for the bot's operators.
+
+## Voice, photos, documents
+voice-unavailable = Voice messages aren't available right now — please type your question.
+voice-too-long = Voice messages up to { $limit } long, please — this one is { $duration }.
+file-too-large = This file is too big for me: { $size_mb } MB, and I can take up to { $limit_mb } MB.
+file-too-large-telegram = This file is too big: Telegram lets bots download files of up to { $limit_mb } MB.
+document-unsupported = I can't read this type of file. I read { $supported } — and photos.
+document-types-more = { $main } and code or data files ({ $examples }…)
+photo-model-blind = { $model } can't see pictures. Switch to a model that can — I'll answer this photo right away:
+photo-no-models = { $model } can't see pictures, and no model that can is available right now. Please describe it in words.
+photo-not-yours = This button is for the person who sent the photo.
+photo-send-again = Send the photo again and I'll look at it.
+btn-switch-to = Switch to { $provider } · { $model }
+
+## Pictures
+picture-hint =
+    🎨 I can draw a picture for you. Write /image and what to draw, for example:
+    /image a red fox in the snow, watercolor
+picture-hint-cost = { $credits ->
+        [one] A picture costs { $credits } free message; with ⭐ VIP pictures are unlimited.
+       *[other] A picture costs { $credits } free messages; with ⭐ VIP pictures are unlimited.
+    }
+picture-hint-vip-only = Pictures are a ⭐ VIP feature.
+picture-vip-only = 🎨 Pictures are a ⭐ VIP feature: with VIP you get unlimited messages and pictures.
+paywall-picture =
+    🎨 A picture costs { $credits ->
+        [one] { $credits } free message
+       *[other] { $credits } free messages
+    }, and you have { $left } left.
+    ⭐ VIP: unlimited messages with every model, for { $price } Telegram Stars a month.
+picture-cost = { $credits ->
+        [one] { $credits } free message used
+       *[other] { $credits } free messages used
+    } · { $left } left
+
+## Chat modes and the custom instruction
+modes-title = How should I answer? Now: { $mode }
+mode-chosen = Chat mode: { $mode }. It applies from your next message.
+instructions-none =
+    ✍️ Custom instruction: none yet.
+    Tell me once how to answer — “be brief”, “I'm new to Python”, “call me Anna” — and I'll follow it in every answer.
+instructions-current =
+    ✍️ Your custom instruction — I follow it in every answer:
+
+    { $text }
+btn-instructions-set = ✏️ Set
+btn-instructions-clear = 🗑 Clear
+instructions-prompt-title = ✏️ Custom instruction
+instructions-prompt = Reply to this message with how I should answer — up to { $limit } characters. For example: “Answer briefly, in plain words.”
+instructions-placeholder = Answer briefly, in plain words
+instructions-saved = ✅ Saved — it applies from your next message.
+instructions-cleared = Custom instruction cleared.
+instructions-too-long = That's { $length } characters — an instruction can be up to { $limit }. Please shorten it and send it again.

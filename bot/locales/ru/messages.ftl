@@ -2,18 +2,21 @@
 cmd-start = Главное меню
 cmd-help = Как это работает
 cmd-status = Тариф и остаток сообщений
-cmd-settings = Язык, рассуждения, VIP
+cmd-settings = Язык, режим, инструкция, VIP
 cmd-model = Выбрать модель ИИ
 cmd-new = Начать новый диалог
+cmd-image = Нарисовать картинку
+cmd-instructions = Ваша инструкция для бота
 cmd-subscribe = VIP-подписка
 
 ## Main menu
 welcome =
     Привет, { $name }! Я Помогатор: ChatGPT, Perplexity и DeepSeek в одном чате.
-    Просто напишите вопрос — отвечу выбранной моделью. { $limit } сообщений бесплатно, VIP снимает лимит.
+    Напишите вопрос, отправьте голосовое, фото или документ — отвечу выбранной моделью. { $limit } сообщений бесплатно, VIP снимает лимит.
 welcome-back = С возвращением, { $name }! Спрашивайте или выберите действие ниже.
 btn-new-chat = 🆕 Новый чат
 btn-model = 🧠 Модель
+btn-picture = 🎨 Картинка
 btn-status = 📊 Статус
 btn-settings = ⚙️ Настройки
 btn-help = ❓ Помощь
@@ -24,9 +27,11 @@ btn-home = ☰ Меню
 help =
     Как пользоваться Помогатором:
     • Напишите сообщение — выбранная модель ответит с учётом этого диалога.
+    • Отправьте голосовое, фото (подпись — ваш вопрос) или документ: PDF, текст или код.
+    • /image и описание — нарисую картинку.
     • /model — выбор ChatGPT, Perplexity (поиск в интернете с источниками) или DeepSeek.
-    • /new — забыть диалог и начать заново.
-    • /status — тариф и остаток сообщений. /settings — язык и рассуждения.
+    • /settings — язык, режим (переводчик, помощник программиста…) и ваша инструкция.
+    • /new — забыть диалог и начать заново. /status — тариф и остаток сообщений.
     • { $limit } сообщений бесплатно; /subscribe — VIP без ограничений.
 
 ## Status and settings
@@ -43,6 +48,11 @@ btn-language-en = 🇬🇧 English
 btn-reasoning-show = 💭 Показывать рассуждения
 btn-reasoning-hide = 💭 Скрывать рассуждения
 language-name = Русский
+settings-mode = Режим: { $mode }
+settings-instructions = Ваша инструкция: «{ $text }»
+settings-instructions-none = Ваша инструкция: нет
+btn-mode = 🎭 Режим: { $mode }
+btn-instructions = ✍️ Ваша инструкция
 settings-saved = Сохранено.
 
 ## Models
@@ -55,12 +65,15 @@ model-long-running = Эта модель ищет в интернете и мо�
 ## Conversation
 new-chat = Новый диалог начат. Модель: { $provider } · { $model }. О чём поговорим?
 thinking = Думаю…
+listening = 🎙 Слушаю…
+transcript-title = 🎙 Вы сказали:
+document-truncated-note = ℹ️ Документ слишком длинный для модели: я прочитал только его начало.
 researching = Изучаю источники… { $seconds } с
 trimmed-note = ℹ️ Самые старые сообщения диалога больше не помещаются в память модели. /new начнёт заново.
 reasoning-title = 💭 Рассуждения
 sources-title = Источники
 busy = Я ещё отвечаю на предыдущие сообщения — подождите немного.
-text-only = Пока я понимаю только текст — напишите вопрос сообщением.
+not-supported = Я понимаю текст, голосовые, фото и документы (PDF, текст, код), а такие сообщения пока не умею читать — пришлите что-то из этого.
 button-outdated = Эта кнопка устарела. Откройте /start, чтобы получить новое меню.
 
 ## VIP
@@ -85,6 +98,20 @@ error-provider_not_configured = Эта модель недоступна в бо
 error-message_too_long = Сообщение слишком длинное: не больше { $limit } символов.
 error-duplicate_request = На это сообщение уже идёт ответ.
 error-unknown_model = Эта модель больше не предлагается — выберите другую через /model.
+error-voice_unavailable = Голосовые сообщения сейчас недоступны — напишите вопрос текстом.
+error-attachment_too_large = Файл слишком большой: не больше { $limit_mb } МБ.
+error-audio_too_long = Запись слишком длинная: не больше { $limit_s } секунд.
+error-images_not_supported = Эта модель не видит картинки — выберите другую через /model.
+error-unsupported_document = Такой тип файла я не читаю — пришлите PDF, текстовый файл или файл с кодом.
+error-document_unreadable = Не нашёл текста в этом документе — возможно, это скан, файл повреждён или защищён паролем.
+error-invalid_attachment = Не получилось использовать этот файл — отправьте его ещё раз или как фото или PDF.
+error-image_generation_unavailable = Рисовать картинки сейчас не получается — извините! Словами ответить могу.
+error-image_generation_failed = Картинку нарисовать не удалось.
+error-transcription_failed = Не удалось разобрать это голосовое сообщение.
+error-vip_required = Это возможность ⭐ VIP — /subscribe.
+error-quota_exhausted = Бесплатные сообщения закончились — /subscribe, чтобы оформить VIP.
+error-unknown_mode = Этого режима больше нет — выберите другой в /settings.
+error-instructions_too_long = Инструкция слишком длинная: не больше { $limit } символов.
 error-generic = У нас что-то пошло не так. Извините! Попробуйте ещё раз.
 error-refunded = Ничего не списано.
 error-try-another = Можно попробовать ещё раз или выбрать другую модель.
@@ -117,3 +144,63 @@ decline-amount_mismatch = цена изменилась.
 decline-invoice_used = он уже оплачен.
 decline-offer_expired = предложение устарело.
 error-forbidden = Это действие — для операторов бота.
+
+## Voice, photos, documents
+voice-unavailable = Голосовые сообщения сейчас недоступны — напишите вопрос текстом.
+voice-too-long = Голосовые — не длиннее { $limit }, а это { $duration }. Запишите покороче, пожалуйста.
+file-too-large = Файл слишком большой: { $size_mb } МБ, а я принимаю до { $limit_mb } МБ.
+file-too-large-telegram = Файл слишком большой: Telegram даёт ботам скачивать файлы до { $limit_mb } МБ.
+document-unsupported = Такой тип файла я не читаю. Читаю { $supported } — и фото.
+document-types-more = { $main } и файлы с кодом или данными ({ $examples }…)
+photo-model-blind = { $model } не видит картинки. Переключитесь на модель, которая видит, — и я сразу отвечу на это фото:
+photo-no-models = { $model } не видит картинки, а моделей, которые видят, сейчас нет. Опишите, пожалуйста, словами.
+photo-not-yours = Эта кнопка — для того, кто отправил фото.
+photo-send-again = Отправьте фото ещё раз — и я его посмотрю.
+btn-switch-to = Переключиться на { $provider } · { $model }
+
+## Pictures
+picture-hint =
+    🎨 Могу нарисовать картинку. Напишите /image и что нарисовать, например:
+    /image рыжая лиса в снегу, акварель
+picture-hint-cost = { $credits ->
+        [one] Картинка стоит { $credits } бесплатное сообщение, с ⭐ VIP — без ограничений.
+        [few] Картинка стоит { $credits } бесплатных сообщения, с ⭐ VIP — без ограничений.
+       *[other] Картинка стоит { $credits } бесплатных сообщений, с ⭐ VIP — без ограничений.
+    }
+picture-hint-vip-only = Картинки — возможность ⭐ VIP.
+picture-vip-only = 🎨 Картинки — возможность ⭐ VIP: с VIP безлимитные сообщения и картинки.
+paywall-picture =
+    🎨 Картинка стоит { $credits ->
+        [one] { $credits } бесплатное сообщение
+        [few] { $credits } бесплатных сообщения
+       *[other] { $credits } бесплатных сообщений
+    }, а у вас осталось { $left }.
+    ⭐ VIP: безлимитные сообщения со всеми моделями за { $price } Telegram Stars в месяц.
+picture-cost = { $credits ->
+        [one] Списано { $credits } бесплатное сообщение
+        [few] Списано { $credits } бесплатных сообщения
+       *[other] Списано { $credits } бесплатных сообщений
+    } · осталось { $left }
+
+## Chat modes and the custom instruction
+modes-title = Как мне отвечать? Сейчас: { $mode }
+mode-chosen = Режим: { $mode }. Действует со следующего сообщения.
+instructions-none =
+    ✍️ Ваша инструкция: пока нет.
+    Скажите один раз, как отвечать — «покороче», «я новичок в Python», «обращайся ко мне на ты» — и я буду следовать этому в каждом ответе.
+instructions-current =
+    ✍️ Ваша инструкция — я следую ей в каждом ответе:
+
+    { $text }
+btn-instructions-set = ✏️ Задать
+btn-instructions-clear = 🗑 Удалить
+instructions-prompt-title = ✏️ Ваша инструкция
+instructions-prompt = Ответьте на это сообщение, как мне отвечать, — до { $limit } символов. Например: «Отвечай коротко и простыми словами».
+instructions-placeholder = Отвечай коротко и простыми словами
+instructions-saved = ✅ Сохранено — действует со следующего сообщения.
+instructions-cleared = Инструкция удалена.
+instructions-too-long = Здесь { $length ->
+        [one] { $length } символ
+        [few] { $length } символа
+       *[other] { $length } символов
+    }, а инструкция может быть до { $limit }. Сократите, пожалуйста, и отправьте ещё раз.
