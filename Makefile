@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt backend/requirements.txt bot/requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install tools run test lint format migrate revision clean
+.PHONY: install tools run test lint format audit migrate revision clean
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ tools:
 ## Run every test (real PostgreSQL: found or embedded; real nginx for tests/deploy).
 test: install tools
 	$(BIN)/python -m pytest $(ARGS)
+
+## Known vulnerabilities in the pinned dependencies of both images (needs PyPI's JSON API).
+audit: install
+	$(BIN)/pip-audit --strict --no-deps --disable-pip -r backend/requirements.txt -r bot/requirements.txt
 
 ## Code (ruff, mypy) and deployment (Dockerfiles, shell scripts, Compose schema, nginx -t).
 lint: install tools

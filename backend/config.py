@@ -104,6 +104,16 @@ class Settings(DatabaseSettings):
     # it is refunded. Longer than any model's timeout_s in the catalog.
     stale_reservation_s: int = Field(default=1200, ge=60)
     sweep_interval_s: float = Field(default=60.0, gt=0)
+    # Texts of messages older than this many days are erased (0: kept until /forget).
+    message_retention_days: int = Field(default=0, ge=0, le=36_500)
+    # A provider failing this many answers in a row is not called for the cooldown.
+    breaker_failures: int = Field(default=5, ge=1, le=1000)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0, le=3600)
+    # Fair use: messages a user may send per minute, and a VIP per day (0: no limit).
+    user_messages_per_minute: int = Field(default=20, ge=0, le=10_000)
+    vip_daily_messages: int = Field(default=500, ge=0, le=1_000_000)
+    # Request bodies above this are refused before they are read (attachments are base64).
+    max_request_bytes: int = Field(default=30 * MB, ge=64 * 1024, le=200 * MB)
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.JSON

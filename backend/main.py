@@ -24,13 +24,15 @@ from backend.api import (
     credits,
     models,
     payments,
+    privacy,
     process_message,
     trial,
+    updates,
     users,
     webhook,
 )
 from backend.api.dependencies import require_internal_token
-from backend.config import Settings
+from backend.config import AppEnv, Settings
 from backend.database.session import create_engine, create_sessionmaker
 from backend.models.schemas import ErrorBody, HealthOut
 from backend.services.catalog import Catalog, load_catalog
@@ -44,6 +46,7 @@ from backend.utils.logger import get_logger
 log = get_logger("backend.http")
 
 HTTP_CODES = {
+    400: "bad_request",
     401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
@@ -112,7 +115,16 @@ def create_app(
             await engine.dispose()
             log.info("backend_stopped")
 
-    app = FastAPI(title="Pomogator backend", version="0.1.0", lifespan=lifespan)
+    # The schema and its pages are served only in development: in production every route but
+    # /health and the signed webhook needs the token, and these pages take none.
+    development = settings.app_env == AppEnv.DEVELOPMENT
+    app = FastAPI(
+        title="Pomogator backend",
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_url="/openapi.json" if development else None,
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestLogMiddleware)
     install_error_handlers(app)
 
@@ -120,7 +132,9 @@ def create_app(
         prefix="/api/v1",
         dependencies=[Depends(require_internal_token)],
         responses={
+            400: {"model": ErrorBody, "description": "bad_request: a body that is not UTF-8 JSON"},
             401: {"model": ErrorBody, "description": "unauthorized"},
+            413: {"model": ErrorBody, "description": "payload_too_large"},
             404: {"model": ErrorBody, "description": "user_not_found and other unknown ids"},
             422: {"model": ErrorBody, "description": "validation_error and rule refusals"},
             503: {"model": ErrorBody, "description": "database_unavailable"},
@@ -133,6 +147,8 @@ def create_app(
     api.include_router(models.router)
     api.include_router(conversations.router)
     api.include_router(payments.router)
+    api.include_router(privacy.router)
+    api.include_router(updates.router)
     app.include_router(api)
     app.include_router(webhook.router)
 
@@ -192,6 +208,56 @@ def install_error_handlers(app: FastAPI) -> None:
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", error=type(exc).__name__)
         return error_response(500, "internal_error", "Something went wrong on our side.")
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over `max_bytes` (413) before they are read into memory.
+
+    A declared Content-Length over the limit is refused at once; a body without one (chunked)
+    is counted as it arrives and refused (an HTTP 413 raised into the route reading it) when
+    it passes the limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise StarletteHTTPException(413, self._message())
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _message(self) -> str:
+        return f"The request body is larger than {self.max_bytes} bytes."
+
+    async def _refuse(self, send: Send) -> None:
+        response = error_response(
+            413, "payload_too_large", self._message(), {"limit_bytes": self.max_bytes}
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(k.encode(), v.encode()) for k, v in response.headers.items()],
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
 
 
 class RequestLogMiddleware:

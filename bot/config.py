@@ -55,7 +55,9 @@ class BotSettings(BaseSettings):
     telegram_api_base: str | None = None
     backend_url: str = "http://backend:8000"
     internal_api_token: SecretStr = SecretStr("")
+    # Shared update claims across replicas (else kept through the backend, in PostgreSQL).
     redis_url: str | None = None
+    redis_key_prefix: str = "pomogator:"
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     payment_provider_token: SecretStr = SecretStr("")  # optional fiat rail
     # Telegram waits 10 s for the pre-checkout answer; the backend gets this long of it.
@@ -84,6 +86,12 @@ class BotSettings(BaseSettings):
                 "WEBHOOK_SECRET may hold only A-Z, a-z, 0-9, _ and - (e.g. openssl rand -hex 32)"
             )
         return value
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _no_redis_when_empty(cls, value: object) -> object:
+        # `REDIS_URL=` in .env means "no Redis".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("webhook_cert", mode="before")
     @classmethod

@@ -10,15 +10,32 @@ from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.types import BotCommand, FSInputFile, LinkPreviewOptions, Message
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
+from redis.asyncio import Redis
 
 from bot.config import BotMode, BotSettings
-from bot.handlers import chat, common, errors, media, menu, model, payments, preferences
+from bot.handlers import (
+    chat,
+    common,
+    errors,
+    media,
+    menu,
+    model,
+    payments,
+    preferences,
+    privacy,
+)
 from bot.keyboards.menus import SwitchModelCB
 from bot.middlewares.auth import ProfileCache, UserMiddleware
-from bot.middlewares.dedup import DeduplicationMiddleware, SeenUpdates
+from bot.middlewares.dedup import (
+    MONEY_FIELDS,
+    DeduplicationMiddleware,
+    SeenUpdates,
+    SharedClaimMiddleware,
+)
 from bot.middlewares.ordering import OrderingMiddleware, UserQueue
 from bot.middlewares.subscription import AllowanceMiddleware
 from bot.services.backend import BackendClient
+from bot.services.claims import UpdateClaims, connect_redis
 from bot.utils.catalog import CatalogCache
 from bot.utils.i18n import LANGUAGES, create_i18n, language_of
 from bot.utils.logging import get_logger
@@ -34,6 +51,7 @@ COMMANDS = (
     "status",
     "settings",
     "instructions",
+    "forget",
     "subscribe",
     "help",
 )
@@ -66,16 +84,20 @@ def create_bot(
     return bot
 
 
-def create_dispatcher(settings: BotSettings, backend: BackendClient) -> Dispatcher:
+def create_dispatcher(
+    settings: BotSettings, backend: BackendClient, redis: Redis | None = None
+) -> Dispatcher:
     """Routers, middlewares and collaborators; handlers receive these as parameters."""
     profiles = ProfileCache()
     queue = UserQueue(max_waiting=settings.max_waiting_per_user)
+    claims = UpdateClaims(backend, redis, prefix=settings.redis_key_prefix)
     dp = Dispatcher(
         settings=settings,
         backend=backend,
         profiles=profiles,
         catalogs=CatalogCache(backend),
         queue=queue,
+        claims=claims,
     )
     i18n = create_i18n()
 
@@ -85,12 +107,14 @@ def create_dispatcher(settings: BotSettings, backend: BackendClient) -> Dispatch
         )
         await message.answer(i18n.core.get("busy", language))
 
-    # Order matters: redeliveries dropped first, then the place in the user's queue, then the
+    # Order matters: copies this replica already has dropped first, then the place in the
+    # user's queue (both before any await), then the claim shared by all replicas, then the
     # profile, then the language read from it.
     dp.update.outer_middleware(DeduplicationMiddleware(SeenUpdates()))
     dp.update.outer_middleware(
         OrderingMiddleware(queue, busy, answering_prefixes=(SwitchModelCB.__prefix__,))
     )
+    dp.update.outer_middleware(SharedClaimMiddleware(claims))
     dp.update.outer_middleware(UserMiddleware(backend, profiles))
     i18n.setup(dispatcher=dp)
     dp.update.outer_middleware(AllowanceMiddleware())
@@ -100,6 +124,7 @@ def create_dispatcher(settings: BotSettings, backend: BackendClient) -> Dispatch
         model.create_router(),
         payments.create_router(),
         preferences.create_router(),  # before chat: a reply to the instruction prompt
+        privacy.create_router(),
         media.create_router(),  # before chat: /image is text too
         chat.create_router(),
         common.create_router(),
@@ -119,23 +144,33 @@ async def set_commands(bot: Bot, dispatcher: Dispatcher) -> None:
         await bot.set_my_commands(commands, language_code=language)
 
 
+def create_redis(settings: BotSettings) -> Redis | None:
+    """The shared claim store, when REDIS_URL is set (connected lazily, on first use)."""
+    return connect_redis(settings.redis_url) if settings.redis_url else None
+
+
 async def run_polling(settings: BotSettings) -> None:
     backend = BackendClient(settings.backend_url, settings.internal_api_token.get_secret_value())
+    redis = create_redis(settings)
     bot = create_bot(settings)
-    dp = create_dispatcher(settings, backend)
+    dp = create_dispatcher(settings, backend, redis)
     try:
         await bot.delete_webhook(drop_pending_updates=False)
         log.info("bot_polling")
         await dp.start_polling(bot, allowed_updates=ALLOWED_UPDATES, handle_signals=True)
     finally:
         await backend.aclose()
+        if redis is not None:
+            await redis.aclose()
         await bot.session.close()
 
 
 # Money moves in these updates: they are processed before Telegram gets its 200, so a failure
-# makes Telegram deliver them again. Everything else is acknowledged at once and handled in
-# the background (a chat answer can take minutes; the backend de-duplicates by message id).
-ACK_AFTER_PROCESSING = ("successful_payment", "refunded_payment")
+# makes Telegram deliver them again (the backend records each charge id once). Everything else
+# is acknowledged at once and handled in the background: a chat answer can take minutes, longer
+# than Telegram waits; a redelivery is dropped by the update claim, and the backend charges
+# each (chat id, message id) once.
+ACK_AFTER_PROCESSING = MONEY_FIELDS
 
 
 class WebhookHandler(SimpleRequestHandler):
@@ -167,7 +202,11 @@ class WebhookHandler(SimpleRequestHandler):
 
 
 def create_webhook_app(
-    settings: BotSettings, bot: Bot, dp: Dispatcher, backend: BackendClient
+    settings: BotSettings,
+    bot: Bot,
+    dp: Dispatcher,
+    backend: BackendClient,
+    redis: Redis | None = None,
 ) -> web.Application:
     """The aiohttp app Telegram posts to; requests with a wrong secret get 401."""
     app = web.Application()
@@ -201,6 +240,8 @@ def create_webhook_app(
             for task in still:
                 task.cancel()
         await backend.aclose()
+        if redis is not None:
+            await redis.aclose()
 
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
@@ -209,9 +250,10 @@ def create_webhook_app(
 
 async def run_webhook(settings: BotSettings) -> None:
     backend = BackendClient(settings.backend_url, settings.internal_api_token.get_secret_value())
+    redis = create_redis(settings)
     bot = create_bot(settings)
-    dp = create_dispatcher(settings, backend)
-    app = create_webhook_app(settings, bot, dp, backend)
+    dp = create_dispatcher(settings, backend, redis)
+    app = create_webhook_app(settings, bot, dp, backend, redis)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.bot_host, settings.bot_port)

@@ -8,6 +8,7 @@ from backend.api.dependencies import ClockDep, SessionDep, SettingsDep
 from backend.models.schemas import (
     AutoRenewIn,
     ChargeId,
+    ErrorBody,
     InvoiceOut,
     OfferIn,
     PaymentOut,
@@ -65,7 +66,13 @@ async def transaction(charge_id: Annotated[ChargeId, Path()], payments: Payments
     return await payments.transaction(charge_id)
 
 
-@router.post("/refunds")
+@router.post(
+    "/refunds",
+    responses={
+        403: {"model": ErrorBody, "description": "forbidden: admin_telegram_id is no operator"},
+        404: {"model": ErrorBody, "description": "transaction_not_found"},
+    },
+)
 async def refund(body: RefundIn, payments: Payments) -> RefundOut:
     """Record a refund (after refundStarPayment, or Telegram's refunded_payment)."""
     return await payments.record_refund(body.telegram_payment_charge_id, body.admin_telegram_id)

@@ -25,9 +25,12 @@ async def ndjson(events: AsyncIterator[BaseModel]) -> AsyncIterator[bytes]:
     response_model=MessageOut,
     responses={
         200: {"content": {NDJSON: {}}, "description": "The answer (JSON, or NDJSON events)"},
-        402: {"model": ErrorBody, "description": "quota_exhausted"},
+        402: {"model": ErrorBody, "description": "quota_exhausted, vip_required"},
         409: {"model": ErrorBody, "description": "duplicate_request"},
+        413: {"model": ErrorBody, "description": "attachment_too_large, payload_too_large"},
+        415: {"model": ErrorBody, "description": "unsupported_document"},
         422: {"model": ErrorBody, "description": "message_too_long, validation_error"},
+        429: {"model": ErrorBody, "description": "rate_limited, fair_use_exceeded"},
         502: {"model": ErrorBody, "description": "provider_error"},
         503: {"model": ErrorBody, "description": "provider_unavailable, provider_not_configured"},
         504: {"model": ErrorBody, "description": "provider_timeout"},

@@ -5,11 +5,13 @@ Public through nginx, so it is authenticated by its signature instead of the int
 PAYMENT_WEBHOOK_SECRET, within PAYMENT_WEBHOOK_TOLERANCE_S of now. Idempotent by event_id.
 """
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
 from backend.api.dependencies import CatalogDep, ClockDep, SessionDep, SettingsDep
-from backend.models.schemas import PaymentEventIn, PaymentEventOut
+from backend.models.schemas import ErrorBody, PaymentEventIn, PaymentEventOut
 from backend.services.payment_service import PaymentService, verify_signature
 from backend.utils.exceptions import DomainError, WebhookNotConfigured
 
@@ -23,7 +25,35 @@ class InvalidEvent(DomainError):
     default_message = "The event body is not valid."
 
 
-@router.post("/payments")
+SIGNED_EVENT: dict[str, Any] = {
+    # The body is read raw (the signature covers its bytes), so FastAPI cannot infer these.
+    "parameters": [
+        {
+            "name": "X-Pomogator-Signature",
+            "in": "header",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.' + raw body>",
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": PaymentEventIn.model_json_schema()}},
+    },
+}
+
+
+@router.post(
+    "/payments",
+    openapi_extra=SIGNED_EVENT,
+    responses={
+        401: {"model": ErrorBody, "description": "bad_signature"},
+        404: {"model": ErrorBody, "description": "webhook_not_configured"},
+        413: {"model": ErrorBody, "description": "payload_too_large"},
+        422: {"model": ErrorBody, "description": "validation_error"},
+        503: {"model": ErrorBody, "description": "database_unavailable"},
+    },
+)
 async def payment_event(
     request: Request,
     session: SessionDep,

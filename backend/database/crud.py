@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, case, func, literal_column, select, update
+from sqlalchemy import Boolean, case, delete, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +14,7 @@ from backend.models.database import (
     MessageLog,
     Subscription,
     Trial,
+    UpdateClaim,
     User,
 )
 from backend.models.enums import CreditKind, MessageKind, MessageStatus, SubscriptionStatus
@@ -304,3 +305,99 @@ async def stale_pending_ids(session: AsyncSession, before: datetime, limit: int)
 
 async def get_message(session: AsyncSession, message_id: int) -> MessageLog | None:
     return await session.get(MessageLog, message_id)
+
+
+async def claim_update(session: AsyncSession, update_id: int) -> bool:
+    """Record that an update is being handled; False when it was claimed before."""
+    result = await session.execute(
+        insert(UpdateClaim)
+        .values(update_id=update_id)
+        .on_conflict_do_nothing(index_elements=[UpdateClaim.update_id])
+        .returning(UpdateClaim.update_id)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+async def purge_update_claims(session: AsyncSession, older_than: timedelta) -> int:
+    """Forget claims older than Telegram would ever redeliver; how many."""
+    result = await session.execute(
+        delete(UpdateClaim).where(UpdateClaim.claimed_at < func.now() - older_than)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+_ERASED_TEXTS = {
+    "request_text": None,
+    "response_text": None,
+    "reasoning_text": None,
+    "sources": None,
+}
+
+
+async def erase_message_texts(session: AsyncSession, user_id: int) -> int:
+    """Erase what a user's settled messages said (usage, cost and charges stay); how many."""
+    result = await session.execute(
+        update(MessageLog)
+        .where(
+            MessageLog.user_id == user_id,
+            MessageLog.status != MessageStatus.PENDING.value,
+            (MessageLog.request_text.is_not(None)) | (MessageLog.response_text.is_not(None)),
+        )
+        .values(**_ERASED_TEXTS)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def erase_texts_older_than(session: AsyncSession, age: timedelta, limit: int) -> int:
+    """Erase the texts of up to `limit` settled messages older than `age`; how many."""
+    old = (
+        select(MessageLog.id)
+        .where(
+            MessageLog.created_at < func.now() - age,
+            MessageLog.status != MessageStatus.PENDING.value,
+            (MessageLog.request_text.is_not(None)) | (MessageLog.response_text.is_not(None)),
+        )
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    result = await session.execute(
+        update(MessageLog).where(MessageLog.id.in_(old)).values(**_ERASED_TEXTS)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class RecentMessages:
+    last_minute: int
+    last_day: int
+    minute_frees_in_s: float  # until the oldest of the last minute leaves the window
+    day_frees_in_s: float
+
+
+async def recent_messages(session: AsyncSession, user_id: int) -> RecentMessages:
+    """How many messages the user opened in the last minute and day (one indexed scan)."""
+    minute, day = text("interval '1 minute'"), text("interval '1 day'")
+    row = (
+        await session.execute(
+            select(
+                func.count().filter(MessageLog.created_at > func.now() - minute),
+                func.count(),
+                func.coalesce(
+                    func.extract(
+                        "epoch",
+                        func.min(MessageLog.created_at).filter(
+                            MessageLog.created_at > func.now() - minute
+                        )
+                        + minute
+                        - func.now(),
+                    ),
+                    0,
+                ),
+                func.coalesce(
+                    func.extract("epoch", func.min(MessageLog.created_at) + day - func.now()), 0
+                ),
+            ).where(MessageLog.user_id == user_id, MessageLog.created_at > func.now() - day)
+        )
+    ).one()
+    return RecentMessages(int(row[0]), int(row[1]), float(row[2]), float(row[3]))

@@ -273,3 +273,14 @@ class PaymentEvent(Base):
     event_id: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
     event_type: Mapped[str] = mapped_column(String(64), nullable=False)
     received_at: Mapped[datetime] = _created_at()
+
+
+class UpdateClaim(Base):
+    """A Telegram update some bot replica has taken on: a redelivery is not handled again."""
+
+    __tablename__ = "update_claims"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    claimed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False, index=True
+    )

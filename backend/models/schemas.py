@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from backend.models.enums import CreditKind, Language, MessageKind
 
@@ -18,12 +18,30 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _whole_number(value: object) -> object:
+    # JSON Schema's integer includes 5.0; request bodies are strict (ApiIn) and would refuse it.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 SafeStr = Annotated[str, AfterValidator(_no_nul)]
-TelegramId = Annotated[int, Field(gt=0, le=MAX_BIGINT, description="Telegram user id")]
+# After the Field: placed before it, the bounds would not reach the JSON schema (pydantic).
+WHOLE = BeforeValidator(_whole_number)
+TelegramId = Annotated[int, Field(gt=0, le=MAX_BIGINT, description="Telegram user id"), WHOLE]
 
 
 class ApiModel(BaseModel):
     model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+
+class ApiIn(ApiModel):
+    """A request body: JSON types exactly as documented (`true` is no 1, "5" is no 5).
+
+    Enums and datetimes arrive as JSON strings, so those fields opt out with strict=False.
+    """
+
+    model_config = ConfigDict(strict=True)
 
 
 class ErrorDetail(ApiModel):
@@ -36,7 +54,7 @@ class ErrorBody(ApiModel):
     error: ErrorDetail
 
 
-class TelegramProfile(ApiModel):
+class TelegramProfile(ApiIn):
     """What the bot knows of a Telegram user; sent on first contact and to refresh."""
 
     telegram_id: TelegramId
@@ -46,12 +64,12 @@ class TelegramProfile(ApiModel):
     language_code: Annotated[SafeStr, Field(max_length=35)] | None = None
 
 
-class UserUpdate(ApiModel):
+class UserUpdate(ApiIn):
     """Fields a user may change; at least one must be given."""
 
     provider: Annotated[SafeStr, Field(min_length=1, max_length=32)] | None = None
     model: Annotated[SafeStr, Field(min_length=1, max_length=64)] | None = None
-    language: Language | None = None
+    language: Annotated[Language | None, Field(strict=False)] = None
     show_reasoning: bool | None = None
     mode: Annotated[SafeStr, Field(min_length=1, max_length=32)] | None = None
     # "" clears the instruction; the length limit is a setting, checked by the service.
@@ -132,16 +150,16 @@ MAX_ATTACHMENT_BASE64 = 28 * 1024 * 1024
 WITH_ATTACHMENT = frozenset({MessageKind.VOICE, MessageKind.PHOTO, MessageKind.DOCUMENT})
 
 
-class AttachmentIn(ApiModel):
+class AttachmentIn(ApiIn):
     """A file from the user's message (voice, photo, document), inline as base64."""
 
     data: Annotated[str, Field(min_length=1, max_length=MAX_ATTACHMENT_BASE64)]
     media_type: Annotated[str, Field(pattern=r"^[\w.+-]+/[\w.+-]+$", max_length=127)]
     filename: Annotated[SafeStr, Field(min_length=1, max_length=255)] | None = None
-    duration_s: Annotated[int, Field(ge=0, le=86_400)] | None = None
+    duration_s: Annotated[int, Field(ge=0, le=86_400), WHOLE] | None = None
 
 
-class MessageIn(ApiModel):
+class MessageIn(ApiIn):
     """A user's message to answer with their chosen model.
 
     `kind` says what it is: typed text, a voice note (transcribed, then answered), a photo
@@ -153,7 +171,7 @@ class MessageIn(ApiModel):
     text: SafeStr = ""
     client_message_id: Annotated[SafeStr, Field(min_length=1, max_length=64)] | None = None
     stream: bool = False
-    kind: MessageKind = MessageKind.TEXT
+    kind: Annotated[MessageKind, Field(strict=False)] = MessageKind.TEXT
     attachment: AttachmentIn | None = None
 
     @model_validator(mode="after")
@@ -334,8 +352,8 @@ ChargeId = Annotated[SafeStr, Field(min_length=1, max_length=255)]
 Payload = Annotated[SafeStr, Field(min_length=1, max_length=128)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 MAX_INT32 = 2**31 - 1  # amounts are INTEGER columns; Telegram's fit comfortably
-Amount = Annotated[int, Field(ge=0, le=MAX_INT32)]
-PositiveAmount = Annotated[int, Field(gt=0, le=MAX_INT32)]
+Amount = Annotated[int, Field(ge=0, le=MAX_INT32), WHOLE]
+PositiveAmount = Annotated[int, Field(gt=0, le=MAX_INT32), WHOLE]
 
 
 class PlanOut(ApiModel):
@@ -349,7 +367,7 @@ class PlanOut(ApiModel):
     fiat_currency: str | None
 
 
-class OfferIn(ApiModel):
+class OfferIn(ApiIn):
     telegram_id: TelegramId
     rail: PaymentRailName = "stars"
 
@@ -366,7 +384,7 @@ class InvoiceOut(ApiModel):
     expires_at: datetime
 
 
-class PreCheckoutIn(ApiModel):
+class PreCheckoutIn(ApiIn):
     telegram_id: TelegramId
     payload: Payload
     currency: Currency
@@ -379,7 +397,7 @@ class PreCheckoutOut(ApiModel):
     message: str | None = None
 
 
-class SuccessfulPaymentIn(ApiModel):
+class SuccessfulPaymentIn(ApiIn):
     """Telegram's `successful_payment`, as the bot received it."""
 
     telegram_id: TelegramId
@@ -390,7 +408,7 @@ class SuccessfulPaymentIn(ApiModel):
     provider_payment_charge_id: Annotated[SafeStr, Field(max_length=255)] | None = None
     is_recurring: bool = False
     is_first_recurring: bool = False
-    subscription_expiration_date: datetime | None = None
+    subscription_expiration_date: Annotated[datetime | None, Field(strict=False)] = None
 
 
 class PaymentOut(ApiModel):
@@ -414,7 +432,7 @@ class TransactionOut(ApiModel):
     refunded_at: datetime | None
 
 
-class RefundIn(ApiModel):
+class RefundIn(ApiIn):
     telegram_payment_charge_id: ChargeId
     admin_telegram_id: TelegramId | None = None  # set for an operator's refund (checked)
 
@@ -434,18 +452,18 @@ class SubscriptionOut(ApiModel):
     telegram_charge_id: str | None
 
 
-class AutoRenewIn(ApiModel):
+class AutoRenewIn(ApiIn):
     enabled: bool
 
 
-class SubscriptionStateIn(ApiModel):
+class SubscriptionStateIn(ApiIn):
     """Telegram's subscription update: the user canceled, re-enabled, or renewal failed."""
 
     telegram_id: TelegramId
     state: Literal["canceled", "active", "failed"]
 
 
-class PaymentEventIn(ApiModel):
+class PaymentEventIn(ApiIn):
     """An external payment provider's notification (signed; see the README)."""
 
     event_id: Annotated[SafeStr, Field(min_length=1, max_length=128)]
@@ -460,3 +478,15 @@ class PaymentEventIn(ApiModel):
 class PaymentEventOut(ApiModel):
     event_id: str
     duplicate: bool
+
+
+class ClaimIn(ApiIn):
+    update_id: Annotated[int, Field(ge=0, le=MAX_BIGINT), WHOLE]
+
+
+class ClaimOut(ApiModel):
+    claimed: bool  # False: another delivery of this update was claimed before
+
+
+class ForgetOut(ApiModel):
+    forgotten: int  # messages whose texts were erased

@@ -13,6 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.config import Settings
@@ -44,7 +46,7 @@ from backend.models.schemas import (
 from backend.services.attachments import IMAGE_TYPES, Incoming, read_incoming
 from backend.services.catalog import Catalog, ModelEntry
 from backend.services.clock import Clock, utcnow
-from backend.services.credit_service import CreditService, Reservation
+from backend.services.credit_service import CreditService, FairUse, Reservation
 from backend.services.documents import DOCUMENT_TYPES
 from backend.services.providers.base import (
     Progress,
@@ -70,6 +72,9 @@ from backend.utils.exceptions import (
 from backend.utils.logger import get_logger
 
 log = get_logger("backend.answers")
+
+# The database went away (restart, network): what settling an answer may raise then.
+DATABASE_FAILURES = (OperationalError, InterfaceError, PoolTimeout, OSError)
 
 # Without the provider's tokenizer, count conservatively: about 3 characters a token (Cyrillic
 # and code run shorter than English prose), plus a few tokens of framing per turn.
@@ -218,7 +223,10 @@ class ChatService:
         """The menu with what is available now (a provider without a key is not)."""
         providers = []
         for key, provider in self._catalog.providers.items():
-            available = self._providers.available(key)
+            available = (
+                self._providers.available(key)
+                and self._providers.breakers.retry_after_s(key) is None
+            )
             models = [
                 ModelOut(
                     key=m.key,
@@ -284,6 +292,18 @@ class ChatService:
         if kind == MessageKind.IMAGE and self._providers.images is None:
             raise ImageGenerationUnavailable()
 
+    def _check_circuits(self, kind: MessageKind, entry: ModelEntry) -> None:
+        """Refuse before reserving when a provider this message needs is failing."""
+        breakers = self._providers.breakers
+        generation, transcription = self._catalog.image_generation, self._catalog.transcription
+        if kind == MessageKind.IMAGE:
+            if generation is not None:
+                breakers.check(generation.provider)
+            return
+        if kind == MessageKind.VOICE and transcription is not None:
+            breakers.check(transcription.provider)
+        breakers.check(entry.provider)
+
     def _image_models(self) -> list[str]:
         return [
             m.key
@@ -321,8 +341,12 @@ class ChatService:
                 )
             picture = body.kind == MessageKind.IMAGE
             generation = self._catalog.image_generation
+            self._check_circuits(body.kind, entry)
             try:
-                reservation = await CreditService(session, self._clock).reserve(
+                limits = FairUse(
+                    self._settings.user_messages_per_minute, self._settings.vip_daily_messages
+                )
+                reservation = await CreditService(session, self._clock, limits).reserve(
                     body.telegram_id,
                     provider=generation.provider if picture and generation else entry.provider,
                     model="image" if picture else entry.key,
@@ -435,18 +459,35 @@ class ChatService:
                 self._settle_failure(prepared, "cancelled", outcome.first_token_ms)
             )
             raise
-        yield await self._succeed(prepared, outcome)
+        try:
+            yield await self._succeed(prepared, outcome)
+        except DATABASE_FAILURES as exc:
+            # The answer exists but cannot be recorded: it is not delivered, and the sweeper
+            # gives the reserved credit back once the database returns.
+            log.warning(
+                "answer_not_recorded",
+                message_id=reservation.message_id,
+                error=type(exc).__name__,
+            )
+            yield ErrorEvent(
+                code="database_unavailable",
+                message="The answer could not be saved; any charge is returned automatically.",
+                refunded=False,
+                free_messages_left=reservation.free_messages_left,
+            )
 
     async def _produce(
         self, prepared: PreparedAnswer, outcome: Outcome
     ) -> AsyncIterator[BaseModel]:
         """Call the providers for this message, filling `outcome` and yielding what streams."""
         incoming = prepared.incoming
+        breakers = self._providers.breakers
         if incoming.kind == MessageKind.IMAGE:
             images = self._providers.images
             if images is None:
                 raise ImageGenerationUnavailable()
-            outcome.image = await images.generate(prepared.question)
+            async with breakers.guard(images.entry.provider):
+                outcome.image = await images.generate(prepared.question)
             outcome.usage = outcome.image.usage
             return
         if incoming.audio is not None:
@@ -454,11 +495,24 @@ class ChatService:
             if transcriber is None:
                 raise VoiceUnavailable()
             audio = incoming.audio
-            transcript = await transcriber.transcribe(audio.data, audio.filename, audio.media_type)
+            async with breakers.guard(transcriber.entry.provider):
+                transcript = await transcriber.transcribe(
+                    audio.data, audio.filename, audio.media_type
+                )
             outcome.transcript = transcript.text
             outcome.audio_seconds = transcript.duration_s or audio.duration_s
             yield TranscriptEvent(text=transcript.text)
             self._build_request(prepared, transcript.text)
+        assert prepared.request is not None
+        provider = prepared.reservation.provider
+        async with breakers.guard(provider):
+            async for event in self._model_events(prepared, outcome):
+                yield event
+
+    async def _model_events(
+        self, prepared: PreparedAnswer, outcome: Outcome
+    ) -> AsyncIterator[BaseModel]:
+        """The chat model's answer as API events, gathered into `outcome` on the way."""
         assert prepared.request is not None
         adapter = self._providers.adapter(prepared.reservation.provider)
         async for event in adapter.answer(prepared.request):

@@ -15,11 +15,21 @@ from backend.services.clock import Clock, utcnow
 from backend.services.user_service import quota_state, require_user
 from backend.utils.exceptions import (
     DuplicateRequest,
+    FairUseExceeded,
     QuotaExhausted,
+    RateLimited,
     ReservationClosed,
     ReservationNotFound,
     VipRequired,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class FairUse:
+    """Messages a user may open per minute, and a VIP per day; 0 is no limit."""
+
+    per_minute: int = 0
+    vip_per_day: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +58,15 @@ class Settlement:
 class CreditService:
     """Use cases on the ledger. Each one is a single short transaction."""
 
-    def __init__(self, session: AsyncSession, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        clock: Clock = utcnow,
+        limits: FairUse | None = None,
+    ) -> None:
         self._session = session
         self._clock = clock
+        self._limits = limits or FairUse()
 
     async def reserve(
         self,
@@ -76,6 +92,7 @@ class CreditService:
         """
         if user is None:
             user = await require_user(self._session, telegram_id)
+        user_id = user.id
         if client_message_id is not None:
             existing = await crud.message_by_client_id(self._session, user.id, client_message_id)
             if existing is not None:
@@ -84,6 +101,7 @@ class CreditService:
         if vip_only and not quota.is_vip:
             await self._session.rollback()
             raise VipRequired(vip_available=True)
+        await self._check_fair_use(user.id, quota.is_vip)
         charged = not quota.is_vip
         left = quota.messages_left
         if charged:
@@ -115,10 +133,11 @@ class CreditService:
                 ),
             )
         except IntegrityError:
-            # The same client message id won a race a moment ago: nothing was taken.
+            # The same client message id won a race a moment ago: nothing was taken. (The
+            # failed flush and the rollback expire `user`: its id was kept before.)
             await self._session.rollback()
             assert client_message_id is not None
-            existing = await crud.message_by_client_id(self._session, user.id, client_message_id)
+            existing = await crud.message_by_client_id(self._session, user_id, client_message_id)
             raise DuplicateRequest(message=existing) from None
         if charged:
             await crud.add_ledger_entry(
@@ -141,6 +160,32 @@ class CreditService:
             is_vip=quota.is_vip,
             credits=credits,
         )
+
+    async def _check_fair_use(self, user_id: int, is_vip: bool) -> None:
+        """Refuse a user sending faster than the per-minute limit, or a VIP past the day's cap.
+
+        A soft limit (counted, not reserved): requests racing in the same instant may pass
+        it together; the free allowance stays the hard limit for free users.
+        """
+        per_minute, per_day = self._limits.per_minute, self._limits.vip_per_day if is_vip else 0
+        if not per_minute and not per_day:
+            return
+        recent = await crud.recent_messages(self._session, user_id)
+        if per_minute and recent.last_minute >= per_minute:
+            await self._session.rollback()
+            raise RateLimited(
+                f"More than {per_minute} messages a minute; wait a moment.",
+                limit=per_minute,
+                retry_after_s=max(1, round(recent.minute_frees_in_s)),
+            )
+        if per_day and recent.last_day >= per_day:
+            await self._session.rollback()
+            raise FairUseExceeded(
+                f"The fair-use limit of {per_day} messages a day is reached.",
+                limit=per_day,
+                period="day",
+                retry_after_s=max(1, round(recent.day_frees_in_s)),
+            )
 
     async def commit(self, message_id: int, details: dict[str, Any] | None = None) -> Settlement:
         """The answer was delivered: the reserved message stays spent; `details` are stored."""

@@ -5,6 +5,7 @@ are single statements guarded by the UNIQUE telegram_payment_charge_id, so howev
 deliveries of the same payment race, one extends VIP and the rest see a duplicate.
 """
 
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -310,6 +311,14 @@ class PaymentService:
         """Mark a charge refunded (once) and take back the VIP time it bought."""
         if admin_telegram_id is not None and admin_telegram_id not in self._settings.admin_ids:
             raise Forbidden
+        result = await self._revoke(charge_id)
+        await self._session.commit()
+        if result.refunded:
+            log.info("payment_refunded", admin=admin_telegram_id is not None)
+        return result
+
+    async def _revoke(self, charge_id: str) -> RefundOut:
+        """The refund itself, flushed but not committed: the caller's use case commits."""
         transaction = await self._by_charge(charge_id)
         if transaction is None:
             raise TransactionNotFound(telegram_payment_charge_id=charge_id)
@@ -337,10 +346,7 @@ class PaymentService:
             self._session, transaction.user_id, timedelta(days=days), now
         )
         vip = await crud.vip_expires_at(self._session, transaction.user_id, now)
-        await self._session.commit()
-        log.info(
-            "payment_refunded", transaction_id=transaction.id, admin=admin_telegram_id is not None
-        )
+        log.info("payment_revoked", transaction_id=transaction.id)
         return RefundOut(refunded=True, telegram_id=telegram_id, vip_expires_at=vip)
 
     async def subscription(self, telegram_id: int) -> SubscriptionOut:
@@ -418,12 +424,10 @@ class PaymentService:
                 )
             await self._session.commit()
         else:
-            try:
-                await self.record_refund(charge)
-            except TransactionNotFound:
-                await self._session.commit()  # the event is remembered; nothing to refund
-            else:
-                await self._session.commit()
+            # Nothing to refund for an unknown charge; the event is remembered either way.
+            with contextlib.suppress(TransactionNotFound):
+                await self._revoke(charge)
+            await self._session.commit()
         return PaymentEventOut(event_id=event.event_id, duplicate=False)
 
     async def _by_payload(self, payload: str) -> Transaction | None:
@@ -446,10 +450,12 @@ def verify_signature(
     parts = dict(item.split("=", 1) for item in header.split(",") if "=" in item)
     try:
         timestamp = int(parts["t"])
-        given = parts["v1"]
+        given = parts["v1"].encode()
     except (KeyError, ValueError):
         raise BadSignature from None
-    if abs(now.timestamp() - timestamp) > tolerance_s:
+    # In integers: a huge `t` must not overflow a float; in bytes: compare_digest refuses
+    # non-ASCII str (a header value may hold any Latin-1 character).
+    if abs(int(now.timestamp()) - timestamp) > tolerance_s:
         raise BadSignature("The webhook timestamp is outside the allowed window.")
-    if not hmac.compare_digest(sign(secret, timestamp, body), given):
+    if not hmac.compare_digest(sign(secret, timestamp, body).encode(), given):
         raise BadSignature

@@ -167,3 +167,15 @@ class InvalidAttachment(DomainError):
     code = "invalid_attachment"
     status_code = 422
     default_message = "The attachment cannot be used."
+
+
+class RateLimited(DomainError):
+    code = "rate_limited"
+    status_code = 429
+    default_message = "Too many messages in a short time; wait a moment."
+
+
+class FairUseExceeded(DomainError):
+    code = "fair_use_exceeded"
+    status_code = 429
+    default_message = "The daily fair-use limit of messages is reached."

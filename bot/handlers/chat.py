@@ -5,6 +5,7 @@ go through the same `answer`.
 """
 
 import base64
+import math
 import time
 from dataclasses import dataclass
 
@@ -43,6 +44,8 @@ PROVIDER_FAILURES = {
     "transcription_failed",
     "image_generation_failed",
 }
+# Refused before anything was reserved: the user is told when to come back, or what to pick.
+REFUSED_FOR_NOW = {"rate_limited", "fair_use_exceeded", "provider_unavailable"}
 CAPTION_TEXT_LIMIT = 900  # of Telegram's 1024, leaving room for the cost line
 
 
@@ -117,6 +120,9 @@ async def answer_message(
     assert message.text is not None
     if profile is None:
         await unavailable(message, i18n)
+        return
+    if not message.text.strip():  # Telegram trims messages; a forwarded oddity, then
+        await message.answer(i18n.get("empty-question"))
         return
     await answer(message, Question(message.text), bot, profile, backend, profiles, settings, i18n)
 
@@ -193,11 +199,24 @@ async def answer(
                     )
                     await report_failure(message, live, event, i18n)
     except BackendError as exc:
+        if exc.code == "duplicate_request":
+            # This very Telegram message again (a redelivery that got past the update claim,
+            # a second tap): it was or is being answered once; a second reply would only
+            # confuse.
+            log.info("duplicate_not_answered", status=exc.details.get("status"))
+            return
         if exc.code == "quota_exhausted":
             await paywall(message, question, exc, profile, profiles, settings, i18n)
             return
         if exc.code == "vip_required":
             await message.answer(i18n.get("picture-vip-only"), reply_markup=paywall_keyboard(i18n))
+            return
+        if exc.code in REFUSED_FOR_NOW:
+            log.info("answer_refused", code=exc.code)
+            # The model button: another provider may well be answering.
+            keyboard = after_answer(i18n) if exc.code == "provider_unavailable" else None
+            refusal = error_sentence(exc.code, i18n, **exc.details)
+            await message.answer(refusal, reply_markup=keyboard)
             return
         raise
 
@@ -352,8 +371,20 @@ async def report_failure(
 
 def error_sentence(code: str, i18n: I18nContext, **values: object) -> str:
     """The localized sentence for a backend error code (a generic apology for unknown ones)."""
+    key = f"error-{code}"
+    shown = readable(values)
+    retry_after = values.get("retry_after_s")
+    if (
+        isinstance(retry_after, int | float)
+        and not isinstance(retry_after, bool)
+        and math.isfinite(retry_after)
+    ):
+        shown["wait"] = wait_text(retry_after, i18n)
+    if code == "provider_unavailable" and values.get("breaker_open") is True:
+        # The backend stopped asking this provider for a while.
+        key = "error-breaker-open" if "wait" in shown else "error-breaker-open-soon"
     try:
-        return i18n.get(f"error-{code}", **readable(values))
+        return i18n.get(key, **shown)
     except KeyNotFoundError:
         return i18n.get("error-generic")
     except FluentMessageError as exc:  # the backend sent fewer details than the sentence uses
@@ -372,6 +403,20 @@ def readable(values: dict[str, object]) -> dict[str, object]:
             if key.endswith("_bytes") and isinstance(value, int):
                 shown[key.removesuffix("_bytes") + "_mb"] = megabytes(value)
     return shown
+
+
+def wait_text(seconds: float, i18n: I18nContext) -> str:
+    """45 -> "45 s", 150 -> "3 min", 5400 -> "1 h 30 min" (rounded up, never "0 s")."""
+    total = max(1, math.ceil(seconds))
+    if total < 60:
+        return i18n.get("wait-seconds", seconds=total)
+    minutes = math.ceil(total / 60)
+    if minutes < 60:
+        return i18n.get("wait-minutes", minutes=minutes)
+    hours, minutes = divmod(minutes, 60)
+    if minutes == 0:
+        return i18n.get("wait-whole-hours", hours=hours)
+    return i18n.get("wait-hours", hours=hours, minutes=minutes)
 
 
 def megabytes(size: int) -> str:

@@ -7,6 +7,7 @@ in bot/handlers/chat.py. The backend still decides and checks everything again.
 
 import base64
 import io
+import re
 from dataclasses import dataclass
 
 from aiogram import Bot, F, Router
@@ -71,11 +72,16 @@ def picture_type(data: bytes) -> str | None:
     return next((kind for magic, kind in IMAGE_SIGNATURES if data.startswith(magic)), None)
 
 
+MEDIA_TYPE = re.compile(r"[\w.+-]{1,63}/[\w.+-]{1,63}", re.ASCII)
+
+
 def attachment(media: Media, data: bytes, *, picture: bool = False) -> Attachment:
     media_type = (picture and picture_type(data)) or media.media_type
+    media_type = media_type.split(";", 1)[0].strip().lower()
     return Attachment(
         data=base64.b64encode(data).decode("ascii"),
-        media_type=media_type.split(";", 1)[0].strip().lower(),
+        # What the sender's app claimed can be anything; the backend looks at the bytes too.
+        media_type=media_type if MEDIA_TYPE.fullmatch(media_type) else "application/octet-stream",
         filename=media.filename,
         duration_s=media.duration_s,
     )
@@ -157,11 +163,16 @@ async def voice_message(
         await message.answer(refusal)
         return
     data = await download(bot, media)
-    if data is None:
-        await message.answer(too_large_anyway(i18n))
+    if not data:
+        await message.answer(too_large_anyway(i18n) if data is None else empty_file(i18n))
         return
     question = Question(message.caption or "", "voice", attachment(media, data))
     await answer(message, question, bot, profile, backend, profiles, settings, i18n)
+
+
+def empty_file(i18n: I18nContext) -> str:
+    """Telegram served no bytes: there is nothing to read or hear."""
+    return i18n.get("error-invalid_attachment")
 
 
 def too_large_anyway(i18n: I18nContext) -> str:
@@ -234,8 +245,8 @@ async def answer_picture(
         await message.answer(refusal)
         return
     data = await download(bot, media)
-    if data is None:
-        await message.answer(too_large_anyway(i18n))
+    if not data:
+        await message.answer(too_large_anyway(i18n) if data is None else empty_file(i18n))
         return
     question = Question(message.caption or "", "photo", attachment(media, data, picture=True))
     try:
@@ -369,8 +380,8 @@ async def document_message(
         await message.answer(refusal)
         return
     data = await download(bot, media)
-    if data is None:
-        await message.answer(too_large_anyway(i18n))
+    if not data:
+        await message.answer(too_large_anyway(i18n) if data is None else empty_file(i18n))
         return
     question = Question(message.caption or "", "document", attachment(media, data))
     await answer(message, question, bot, profile, backend, profiles, settings, i18n)

@@ -216,6 +216,13 @@ async def refunded_payment(
         result = await backend.record_refund(refund.telegram_payment_charge_id)
     except BackendUnavailable as exc:
         raise PaymentNotRecorded(refund.telegram_payment_charge_id) from exc
+    except BackendError as exc:
+        if exc.code != "transaction_not_found":
+            raise
+        # Telegram refunded a charge we have no record of: an operator must look into it.
+        # The user already has Telegram's own notice of the refund.
+        log.error("refund_not_matched", charge=refund.telegram_payment_charge_id)
+        return
     if message.from_user is not None:
         profiles.update(message.from_user.id, is_vip=result.vip_expires_at is not None)
     if result.refunded:

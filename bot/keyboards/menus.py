@@ -45,6 +45,12 @@ class SwitchModelCB(CallbackData, prefix="sw"):
     model: str
 
 
+class ForgetCB(CallbackData, prefix="fg"):
+    """/forget from the settings: ask first, then erase or leave everything as it is."""
+
+    action: Literal["ask", "yes", "no"]
+
+
 CURRENT = "✅ "
 UNAVAILABLE = "⛔ "
 
@@ -122,8 +128,18 @@ def settings_menu(profile: Profile, mode_label: str, i18n: I18nContext) -> Inlin
             callback_data=SettingsCB(option="reasoning", value="on"),
         )
     kb.button(text=i18n.get("btn-vip"), callback_data=MenuCB(action="vip"))
+    kb.button(text=i18n.get("btn-forget"), callback_data=ForgetCB(action="ask"))
     kb.button(text=i18n.get("btn-home"), callback_data=MenuCB(action="home"))
     kb.adjust(1)
+    return kb.as_markup()
+
+
+def forget_menu(i18n: I18nContext) -> InlineKeyboardMarkup:
+    """The confirmation: erase, or cancel."""
+    kb = InlineKeyboardBuilder()
+    kb.button(text=i18n.get("btn-forget-yes"), callback_data=ForgetCB(action="yes"))
+    kb.button(text=i18n.get("btn-forget-no"), callback_data=ForgetCB(action="no"))
+    kb.adjust(2)
     return kb.as_markup()
 
 

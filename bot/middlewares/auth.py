@@ -6,9 +6,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import TelegramObject, User
+from aiogram.types import TelegramObject, Update, User
 
-from bot.services.backend import BackendClient, BackendUnavailable
+from bot.services.backend import BackendClient, BackendError, BackendUnavailable
 from bot.services.schemas import Profile
 from bot.utils.logging import get_logger
 
@@ -57,6 +57,13 @@ class UserMiddleware(BaseMiddleware):
     ) -> Any:
         user: User | None = data.get("event_from_user")
         data["profile"] = None
+        if isinstance(event, Update) and (
+            (user is not None and user.is_bot) or (user is None and event.message is not None)
+        ):
+            # A bot, an anonymous group admin, a channel speaking in its discussion group:
+            # nobody to answer, charge or keep a conversation for.
+            log.info("update_without_person", update_id=event.update_id)
+            return None
         if user is not None and not user.is_bot:
             profile = self._cache.get(user.id)
             if profile is None:
@@ -71,5 +78,7 @@ class UserMiddleware(BaseMiddleware):
                     self._cache.put(profile)
                 except BackendUnavailable as exc:
                     log.warning("backend_unavailable", during="register", error=str(exc))
+                except BackendError as exc:  # the profile refused: answered as if unreachable
+                    log.error("register_refused", code=exc.code)
             data["profile"] = profile
         return await handler(event, data)

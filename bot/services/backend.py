@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
@@ -10,6 +11,7 @@ from bot.services.schemas import (
     STREAM_EVENT,
     Attachment,
     Catalog,
+    Forgotten,
     Invoice,
     Kind,
     PaymentResult,
@@ -20,7 +22,17 @@ from bot.services.schemas import (
     StreamEvent,
     SubscriptionInfo,
     TransactionInfo,
+    UpdateClaim,
 )
+
+
+def stored(value: str | None, limit: int | None = None) -> str | None:
+    """Telegram text as the backend can keep it: without NUL (PostgreSQL text cannot hold it),
+    cut to the field's length."""
+    if value is None:
+        return None
+    value = value.replace("\x00", "")
+    return value[:limit] if limit is not None else value
 
 
 class BackendError(Exception):
@@ -63,6 +75,8 @@ class BackendClient:
             transport=transport,
         )
         self._answer_timeout = httpx.Timeout(answer_timeout_s, connect=3.0)
+        # Every update waits for its claim: a slow backend must not hold them all up long.
+        self._claim_timeout = httpx.Timeout(5.0, connect=3.0)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -77,12 +91,13 @@ class BackendClient:
         language_code: str | None,
     ) -> Profile:
         """Register on first contact or refresh the Telegram profile."""
+        # Telegram's own limits are tighter; the cut only keeps an odd profile from failing.
         body = {
             "telegram_id": telegram_id,
-            "username": username,
-            "first_name": first_name,
-            "last_name": last_name,
-            "language_code": language_code,
+            "username": stored(username, 64),
+            "first_name": stored(first_name, 256),
+            "last_name": stored(last_name, 256),
+            "language_code": stored(language_code, 35),
         }
         return Profile.model_validate(await self._call("POST", "/api/v1/users", json=body))
 
@@ -91,8 +106,24 @@ class BackendClient:
 
     async def update_user(self, telegram_id: int, **changes: Any) -> Profile:
         """Change model, provider, language, show_reasoning, mode or custom_instructions."""
+        changes = {k: stored(v) if isinstance(v, str) else v for k, v in changes.items()}
         data = await self._call("PATCH", f"/api/v1/users/{telegram_id}", json=changes)
         return Profile.model_validate(data)
+
+    async def forget(self, telegram_id: int) -> Forgotten:
+        """Erase the texts of the user's conversations (billing records are kept)."""
+        data = await self._call("POST", f"/api/v1/users/{telegram_id}/forget")
+        return Forgotten.model_validate(data)
+
+    async def claim_update(self, update_id: int) -> bool:
+        """True the first time any replica claims this Telegram update_id."""
+        data = await self._call(
+            "POST",
+            "/api/v1/updates/claim",
+            json={"update_id": update_id},
+            timeout=self._claim_timeout,
+        )
+        return UpdateClaim.model_validate(data).claimed
 
     async def models(self) -> Catalog:
         return Catalog.model_validate(await self._call("GET", "/api/v1/models"))
@@ -112,13 +143,15 @@ class BackendClient:
         """Stream the answer to a message as events (start, [transcript], deltas..., done/error)."""
         body: dict[str, Any] = {
             "telegram_id": telegram_id,
-            "text": text,
+            "text": stored(text),
             "client_message_id": client_message_id,
             "stream": True,
             "kind": kind,
         }
         if attachment is not None:
-            body["attachment"] = attachment.model_dump()
+            body["attachment"] = attachment.model_dump() | {
+                "filename": stored(attachment.filename, 255) or None
+            }
         try:
             async with self._http.stream(
                 "POST", "/api/v1/messages", json=body, timeout=self._answer_timeout
@@ -149,7 +182,7 @@ class BackendClient:
     ) -> PreCheckout:
         body = {
             "telegram_id": telegram_id,
-            "payload": payload,
+            "payload": stored(payload),
             "currency": currency,
             "total_amount": total_amount,
         }
@@ -158,18 +191,26 @@ class BackendClient:
 
     async def record_payment(self, telegram_id: int, payment: dict[str, Any]) -> PaymentResult:
         """Telegram's successful_payment fields; recorded once per charge id."""
-        body = {"telegram_id": telegram_id, **payment}
+        body = {
+            "telegram_id": telegram_id,
+            **{k: stored(v) if isinstance(v, str) else v for k, v in payment.items()},
+        }
         data = await self._call("POST", "/api/v1/payments/successful", json=body)
         return PaymentResult.model_validate(data)
 
     async def transaction(self, charge_id: str) -> TransactionInfo:
-        data = await self._call("GET", f"/api/v1/payments/transactions/{charge_id}")
+        # Typed by an operator: quoted, so "/", "?" or "#" cannot change the route.
+        path = f"/api/v1/payments/transactions/{quote(stored(charge_id) or '', safe='')}"
+        data = await self._call("GET", path)
         return TransactionInfo.model_validate(data)
 
     async def record_refund(
         self, charge_id: str, admin_telegram_id: int | None = None
     ) -> RefundResult:
-        body = {"telegram_payment_charge_id": charge_id, "admin_telegram_id": admin_telegram_id}
+        body = {
+            "telegram_payment_charge_id": stored(charge_id),
+            "admin_telegram_id": admin_telegram_id,
+        }
         return RefundResult.model_validate(
             await self._call("POST", "/api/v1/payments/refunds", json=body)
         )

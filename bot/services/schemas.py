@@ -271,3 +271,11 @@ class SubscriptionInfo(Model):
     auto_renew: bool
     status: str | None
     telegram_charge_id: str | None
+
+
+class UpdateClaim(Model):
+    claimed: bool
+
+
+class Forgotten(Model):
+    forgotten: int  # messages whose texts were erased

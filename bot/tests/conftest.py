@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from aiogram import Bot, Dispatcher
+from redis.asyncio import Redis
 
 from backend.main import bind_state, create_app
 from backend.services.providers.registry import ProviderRegistry
@@ -68,6 +69,28 @@ async def env(settings, catalog, engine, fake_providers):
         await dp.emit_startup(bot=bot, dispatcher=dp, **dp.workflow_data)
         telegram.calls.clear()  # the command menu set at start-up; its own test checks it
         yield BotEnv(bot, dp, telegram, backend, fake_providers, config)
+        await dp.emit_shutdown(bot=bot, dispatcher=dp, **dp.workflow_data)
+
+
+@contextlib.asynccontextmanager
+async def replica(
+    backend: BackendClient,
+    redis: Redis | None = None,
+    *,
+    session: RecordingSession | None = None,
+    **values: object,
+) -> AsyncIterator[BotEnv]:
+    """One more bot process (its own dispatcher and memory) in front of the same backend."""
+    telegram = session or RecordingSession()
+    config = bot_settings(**({"admin_ids": str(ADMIN_ID)} | values))
+    limits = TelegramLimits(per_chat_rate=1000, per_chat_burst=1000, sleep=no_sleep)
+    bot = create_bot(config, session=telegram, limits=limits)  # type: ignore[arg-type]
+    dp = create_dispatcher(config, backend, redis)
+    await dp.emit_startup(bot=bot, dispatcher=dp, **dp.workflow_data)
+    telegram.calls.clear()
+    try:
+        yield BotEnv(bot, dp, telegram, backend, None, config)
+    finally:
         await dp.emit_shutdown(bot=bot, dispatcher=dp, **dp.workflow_data)
 
 

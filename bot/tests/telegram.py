@@ -1,6 +1,7 @@
 """A recording stand-in for the Bot API session, and real update JSON for the dispatcher."""
 
 import itertools
+import secrets
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
@@ -122,7 +123,9 @@ def retry_after(seconds: int) -> Callable[[TelegramMethod[Any]], Exception]:
     )
 
 
-_update_ids = itertools.count(1)
+# Update ids are claimed for good (in PostgreSQL or Redis): start where no other test run's
+# or the fake Telegram's (10**8 ...) ids are.
+_update_ids = itertools.count(secrets.randbelow(10**8) + 3 * 10**8)
 _message_ids = itertools.count(1)
 
 

@@ -13,15 +13,17 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.fakes.providers import FLAVOURS, FakeProviders, start_fake_providers
+from tests.fakes.providers import FLAVOURS, FakeProviders, Script, start_fake_providers
 from tests.fakes.telegram import Call, FakeTelegram, start_fake_telegram
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +35,7 @@ WEBHOOK_BASE_URL = "https://bot.example.test"
 WEBHOOK_PATH = "/telegram/webhook"
 PROVIDER_KEYS = {flavour: f"sk-e2e-{flavour}-{secrets.token_hex(8)}" for flavour in FLAVOURS}
 STARTUP_TIMEOUT_S = 30.0
+LEDGER_LIMIT = 200  # the most entries GET /credits gives in one page
 SECRETS = (BOT_TOKEN, INTERNAL_TOKEN, WEBHOOK_SECRET, *PROVIDER_KEYS.values())
 
 _user_ids = itertools.count(7_000_000_000 + secrets.randbelow(10**6) * 1000)
@@ -103,6 +106,16 @@ class Service:
             await asyncio.sleep(0.05)
         pytest.fail(f"{self.name} was not healthy within {STARTUP_TIMEOUT_S} s:\n{self.output}")
 
+    async def kill(self) -> int:
+        """SIGKILL: the process dies at once, mid-whatever (the OOM killer, a power cut)."""
+        if self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+        if self.reader is not None:
+            await self.reader
+        assert self.process.returncode is not None
+        return self.process.returncode
+
     async def stop(self) -> int:
         """SIGTERM, as Docker sends it; killed if it has not exited within 30 s."""
         if self.process.returncode is None:
@@ -134,6 +147,10 @@ class System:
     launches: dict[str, tuple[list[str], dict[str, str], Path]] = field(default_factory=dict)
     # Earlier runs of a service that was stopped and started again, oldest first.
     retired: list[Service] = field(default_factory=list)
+    # More bot processes beside `bot` (replicas behind one webhook), by their URL.
+    replicas: dict[str, Service] = field(default_factory=dict)
+    # What users wrote (not commands): none of it may reach a log line.
+    said: list[str] = field(default_factory=list)
 
     @property
     def services(self) -> tuple[Service, ...]:
@@ -168,6 +185,91 @@ class System:
             )
         return new
 
+    async def kill_service(self, name: str) -> int:
+        """SIGKILL one service; its exit code (-9)."""
+        return await self.service(name).kill()
+
+    async def start_bot_replica(self, **env: str) -> str:
+        """Another bot process like `bot` (with these env changes) on a port of its own.
+
+        Its URL, for `FakeTelegram.deliver(via=...)`; it is stopped and checked with the rest.
+        """
+        args, base_env, cwd = self.launches["bot"]
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        webhooks = len(self.telegram.calls("setWebhook"))
+        replica = await Service.start(
+            f"bot replica :{port}",
+            args,
+            {**base_env, "BOT_PORT": str(port), **env},
+            cwd,
+        )
+        self.replicas[url] = replica
+        await replica.wait_healthy(f"{url}/health", self.http)
+        await self.telegram.wait_for("setWebhook", count=webhooks + 1, timeout=STARTUP_TIMEOUT_S)
+        return url
+
+    async def credits(self, telegram_id: int) -> dict[str, Any]:
+        """The user's balance and ledger as the backend reports them (newest entry first)."""
+        response = await self.http.get(
+            f"{self.backend_url}/api/v1/credits/{telegram_id}",
+            params={"limit": LEDGER_LIMIT},
+            headers={"Authorization": f"Bearer {INTERNAL_TOKEN}"},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def ledger(
+        self,
+        telegram_id: int,
+        until: Callable[["Ledger"], bool] | None = None,
+        timeout: float = 20.0,
+    ) -> "Ledger":
+        """The user's ledger, checked to balance (see `Ledger.of`).
+
+        With `until`, the first ledger it holds for (a refund the backend makes in its own
+        time); the last one read if none does within `timeout`.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            ledger = Ledger.of(await self.credits(telegram_id))
+            if until is None or until(ledger) or loop.time() > deadline:
+                return ledger
+            await asyncio.sleep(0.2)  # polling the backend's own work, as an operator would
+
+    def new_user(self, language: str = "en") -> "TelegramUser":
+        """Another Telegram user, never seen by the bot."""
+        return TelegramUser(self, next(_user_ids), language)
+
+    @property
+    def database_url(self) -> str:
+        """The database the backend was started with."""
+        return self.launches["backend"][1]["DATABASE_URL"]
+
+    async def age_pending_answers(self, telegram_id: int, seconds: float) -> int:
+        """Make the user's unfinished answers `seconds` older; how many there were.
+
+        Stands in for waiting STALE_RESERVATION_S (at least a minute): the sweeper in the
+        running backend then finds them as it would after that long.
+        """
+        engine = create_async_engine(self.database_url)
+        try:
+            async with engine.begin() as conn:
+                result = await conn.execute(
+                    text(
+                        "UPDATE messages_log"
+                        " SET created_at = created_at - make_interval(secs => :seconds)"
+                        " WHERE status = 'pending' AND user_id ="
+                        " (SELECT id FROM users WHERE telegram_id = :telegram_id)"
+                    ),
+                    {"seconds": seconds, "telegram_id": telegram_id},
+                )
+                return int(result.rowcount)
+        finally:
+            await engine.dispose()
+
     async def post_raw_update(
         self, update: dict[str, Any], secret: str | None = None
     ) -> httpx.Response:
@@ -189,6 +291,49 @@ class System:
             if request.method == "POST" and asked(request.body) == question:
                 counts[request.flavour] = counts.get(request.flavour, 0) + 1
         return counts
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """A user's credit ledger: which messages kept their charge and which were given back."""
+
+    free_messages_left: int
+    charged: frozenset[int]  # message ids with a `use` and no `refund`
+    refunded: frozenset[int]  # message ids with a `use` and its `refund`
+    grants: int
+    refund_reasons: tuple[str | None, ...] = ()  # oldest first
+
+    @classmethod
+    def of(cls, credits: dict[str, Any]) -> "Ledger":
+        """The ledger from GET /credits, after checking that it balances.
+
+        grants - uses + refunds = free_messages_left; each entry's balance_after is the sum so
+        far; a message is charged at most once and refunded at most once, never refunded
+        without its charge.
+        """
+        entries = list(reversed(credits["entries"]))  # oldest first
+        assert len(entries) < LEDGER_LIMIT, "more entries than one page: the check would be partial"
+        balance = 0
+        uses: dict[int, int] = {}
+        refunds: dict[int, int] = {}
+        for entry in entries:
+            balance += entry["delta"]
+            assert entry["balance_after"] == balance, entries
+            message = entry["message_id"]
+            if entry["kind"] == "use":
+                uses[message] = uses.get(message, 0) + 1
+            elif entry["kind"] == "refund":
+                refunds[message] = refunds.get(message, 0) + 1
+        assert balance == credits["free_messages_left"], entries
+        assert all(count == 1 for count in [*uses.values(), *refunds.values()]), entries
+        assert set(refunds) <= set(uses), entries
+        return cls(
+            free_messages_left=credits["free_messages_left"],
+            charged=frozenset(set(uses) - set(refunds)),
+            refunded=frozenset(refunds),
+            grants=sum(e["delta"] for e in entries if e["kind"] == "grant"),
+            refund_reasons=tuple(e["reason"] for e in entries if e["kind"] == "refund"),
+        )
 
 
 def asked(body: Any) -> str:
@@ -225,6 +370,8 @@ class TelegramUser:
 
     async def send(self, text: str) -> dict[str, Any]:
         """Write a message to the bot; the Message as delivered."""
+        if not text.startswith("/") and len(text) >= 8:
+            self.system.said.append(text)
         update = self.telegram.message_update(self.user, text)
         await self.deliver(update)
         return update["message"]
@@ -292,6 +439,13 @@ class TelegramUser:
         await self.send("/status")
         return (await self.next_message(lambda c: c.text.startswith("Plan:"))).text
 
+    async def choose_model(self, provider: str, model: str) -> None:
+        """/model, then the provider's and the model's buttons (labels as the menu shows)."""
+        await self.send("/model")
+        await self.press(await self.next_message(), provider)
+        await self.press(await self.next_edit(), f"{provider} {model}")
+        assert (await self.next_edit()).text == f"Done! Now answering: {provider} · {model}"
+
 
 async def init_database(url: str) -> None:
     """Set the database up the way a deploy does: `scripts/init_db.py`."""
@@ -314,11 +468,18 @@ def empty_database(scratch_database: Callable[[], str]) -> str:
 
 
 @contextlib.asynccontextmanager
-async def running_system(database_url: str, workdir: Path) -> AsyncIterator[System]:
+async def running_system(
+    database_url: str,
+    workdir: Path,
+    *,
+    extra_backend_env: Mapping[str, str] | None = None,
+    extra_bot_env: Mapping[str, str] | None = None,
+) -> AsyncIterator[System]:
     """Backend and bot processes against fresh fakes; stopped (and checked) at the end.
 
     `database_url` is an empty database; `workdir` an empty working directory, so a
-    developer's .env cannot change what is tested.
+    developer's .env cannot change what is tested. `extra_backend_env` and `extra_bot_env`
+    add to (or override) what each service is given.
     """
     backend_port, bot_port = free_port(), free_port()
     backend_url = f"http://127.0.0.1:{backend_port}"
@@ -338,6 +499,7 @@ async def running_system(database_url: str, workdir: Path) -> AsyncIterator[Syst
             PROVIDER_MAX_RETRIES="0",
             **{f"{flavour.upper()}_API_KEY": key for flavour, key in PROVIDER_KEYS.items()},
             **{f"{f.upper()}_BASE_URL": providers.base_url(f) for f in FLAVOURS},
+            **(extra_backend_env or {}),
         )
         bot_env = service_env(
             APP_ENV="production",
@@ -354,6 +516,7 @@ async def running_system(database_url: str, workdir: Path) -> AsyncIterator[Syst
             LOG_FORMAT="json",
             # Drafts a few times a second, so a short streamed answer shows its growth.
             STREAM_INTERVAL_S="0.25",
+            **(extra_bot_env or {}),
         )
         launches = {
             "backend": (["-m", "backend"], backend_env, workdir),
@@ -377,18 +540,26 @@ async def running_system(database_url: str, workdir: Path) -> AsyncIterator[Syst
             await telegram.wait_for("setWebhook", timeout=STARTUP_TIMEOUT_S)
             yield running
         finally:
+            replicas = list(running.replicas.values()) if running is not None else []
             if running is not None:  # the services may have been started again since
                 services = list(running.services)
+            stopped = await asyncio.gather(*(replica.stop() for replica in replicas))
+            replica_codes = {r.name: code for r, code in zip(replicas, stopped, strict=True)}
             codes = {service.name: await service.stop() for service in reversed(services)}
-        outputs = "\n".join(f"--- {s.name} ---\n{s.tail()}" for s in services)
+        outputs = "\n".join(f"--- {s.name} ---\n{s.tail()}" for s in [*services, *replicas])
+        assert all(code == 0 for code in replica_codes.values()), (replica_codes, outputs)
         last = {service.name: service for service in services}
         # uvicorn re-raises SIGTERM once it has shut down cleanly.
         assert codes["bot"] == 0 and codes["backend"] in (0, -15), (codes, outputs)
         assert '"event": "bot_stopped"' in last["bot"].output, outputs
         assert '"event": "backend_stopped"' in last["backend"].output, outputs
-        for service in [*(running.retired if running else []), *services]:
+        # Nothing people wrote or were answered is logged (at INFO, the services' level here).
+        private = [*(running.said if running else []), Script().text]
+        for service in [*(running.retired if running else []), *services, *replicas]:
             leaked = [name for name in SECRETS if name in service.output]
             assert not leaked, f"{service.name} logged a secret:\n{outputs}"
+            spoken = [text for text in private if text in service.output]
+            assert not spoken, f"{service.name} logged message text {spoken}:\n{outputs}"
 
 
 @pytest.fixture(scope="module")
@@ -401,9 +572,18 @@ async def system(
 
 
 @pytest.fixture
+async def restored(system: System) -> AsyncIterator[System]:
+    """For a test that stops or kills services: whatever it left down is started again."""
+    yield system
+    for name in ("backend", "bot"):
+        if system.service(name).process.returncode is not None:
+            await system.start_service(name)
+
+
+@pytest.fixture
 def user(system: System) -> Iterator[TelegramUser]:
     """A Telegram user of their own for each test; provider scripts reset afterwards."""
-    yield TelegramUser(system, next(_user_ids))
+    yield system.new_user()
     system.reset_provider_scripts()
 
 
@@ -413,6 +593,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     running = getattr(item, "funcargs", {}).get("system")
     if report.failed and isinstance(running, System):
-        for service in running.services:
+        for service in [*running.services, *running.replicas.values()]:
             report.sections.append((f"{service.name} output (last lines)", service.tail()))
     return report

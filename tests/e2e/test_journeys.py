@@ -31,6 +31,7 @@ COMMANDS = [
     "status",
     "settings",
     "instructions",
+    "forget",
     "subscribe",
     "help",
 ]

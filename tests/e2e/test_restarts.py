@@ -6,10 +6,7 @@ does not touch other modules; each test leaves both services running.
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-
-import pytest
 
 from tests.e2e.conftest import System, TelegramUser, asked
 from tests.e2e.payments import (
@@ -25,15 +22,6 @@ UNAVAILABLE = (
     "Pomogator is temporarily unavailable. Please try again in a minute — nothing was charged."
 )
 THANKS = "Thank you! ⭐ VIP is active until"
-
-
-@pytest.fixture
-async def restored(system: System) -> AsyncIterator[System]:
-    """For a test that stops services: whatever it left stopped is started again."""
-    yield system
-    for name in ("backend", "bot"):
-        if system.service(name).process.returncode is not None:
-            await system.start_service(name)
 
 
 async def stop(system: System, *names: str) -> None:
@@ -64,18 +52,11 @@ async def test_question_while_the_backend_is_down_is_refused_then_answered_after
     assert (await user.status()).startswith("Plan: free — 9 of 10 messages left.")
 
 
-async def choose_deepseek(user: TelegramUser) -> None:
-    await user.send("/model")
-    await user.press(await user.next_message(), "DeepSeek")
-    await user.press(await user.next_edit(), "DeepSeek Standard")
-    assert (await user.next_edit()).text == "Done! Now answering: DeepSeek · Standard"
-
-
 async def test_model_quota_and_conversation_survive_a_restart_of_both_services(
     restored: System, user: TelegramUser
 ):
     system = restored
-    await choose_deepseek(user)
+    await user.choose_model("DeepSeek", "Standard")
     first = f"My name is Ida, remember it (user {user.id})"
     assert (await user.ask(first)).text == DEFAULT_ANSWER
     before = await user.status()

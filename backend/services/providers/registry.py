@@ -7,6 +7,7 @@ import openai
 from backend.config import Settings
 from backend.services.catalog import Catalog, ProviderEntry
 from backend.services.providers.base import ProviderAdapter, ProviderNotConfigured
+from backend.services.providers.breaker import ProviderBreakers
 from backend.services.providers.chat_completions import ChatCompletionsAdapter
 from backend.services.providers.client import build_client
 from backend.services.providers.media import ImageGenerator, Transcriber
@@ -29,10 +30,12 @@ class ProviderRegistry:
         *,
         transcriber: Transcriber | None = None,
         images: ImageGenerator | None = None,
+        breakers: ProviderBreakers | None = None,
     ) -> None:
         self._adapters = adapters
         self.transcriber = transcriber
         self.images = images
+        self.breakers = breakers or ProviderBreakers()
 
     @classmethod
     def from_settings(cls, settings: Settings, catalog: Catalog) -> "ProviderRegistry":
@@ -58,7 +61,8 @@ class ProviderRegistry:
             if generation is not None and generation.provider in clients
             else None
         )
-        return cls(adapters, transcriber=transcriber, images=images)
+        breakers = ProviderBreakers(settings.breaker_failures, settings.breaker_cooldown_s)
+        return cls(adapters, transcriber=transcriber, images=images, breakers=breakers)
 
     def available(self, provider: str) -> bool:
         return provider in self._adapters

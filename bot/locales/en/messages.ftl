@@ -8,6 +8,7 @@ cmd-new = Start a new conversation
 cmd-image = Draw a picture
 cmd-instructions = Your custom instruction
 cmd-subscribe = VIP subscription
+cmd-forget = Erase my conversation history
 
 ## Main menu
 welcome =
@@ -32,6 +33,7 @@ help =
     • /model — pick ChatGPT, Perplexity (web search with sources) or DeepSeek.
     • /settings — language, chat mode (translator, code helper…) and your custom instruction.
     • /new — forget the conversation and start fresh. /status — your plan and messages left.
+    • /forget — erase the history of all your conversations.
     • { $limit } messages are free; /subscribe for VIP without limits.
 
 ## Status and settings
@@ -72,6 +74,7 @@ researching = Researching the web… { $seconds } s
 trimmed-note = ℹ️ The oldest messages of this conversation no longer fit the model's memory. /new starts afresh.
 reasoning-title = 💭 Reasoning
 sources-title = Sources
+empty-question = Write your question in words, and I'll answer it.
 busy = I'm still answering your previous messages — please wait a moment.
 not-supported = I can read text, voice messages, photos and documents (PDF, text, code), but not this kind of message — please send one of those.
 button-outdated = This button is outdated. Open /start for a fresh menu.
@@ -88,6 +91,7 @@ already-vip = You are VIP until { $until }. Thank you!
 
 ## Errors
 error-backend-unavailable = Pomogator is temporarily unavailable. Please try again in a minute — nothing was charged.
+error-database_unavailable = { error-backend-unavailable }
 error-provider_timeout = The model took too long to answer.
 error-provider_rate_limited = The model is overloaded right now.
 error-provider_unavailable = The model is unavailable right now.
@@ -112,9 +116,21 @@ error-vip_required = This is a ⭐ VIP feature — /subscribe.
 error-quota_exhausted = You've used all your free messages — /subscribe for VIP.
 error-unknown_mode = This chat mode is no longer offered — please choose another in /settings.
 error-instructions_too_long = This instruction is too long: up to { $limit } characters, please.
+error-user_not_found = I don't know you yet — please send /start first.
 error-generic = Something went wrong on our side. Sorry! Please try again.
 error-refunded = Nothing was charged.
 error-try-another = You can try again or choose another model.
+error-rate_limited = You're sending messages faster than I can answer. Please wait { $wait } and send it again — nothing was charged.
+error-fair_use_exceeded = You've sent { $limit ->
+        [one] { $limit } message
+       *[other] { $limit } messages
+    } in the last day — the fair-use limit of VIP. Please continue in { $wait }; nothing was charged.
+error-breaker-open = The service behind this model isn't answering right now, so I've paused requests to it for { $wait }. Nothing was charged — please choose another model in /model, or try again later.
+error-breaker-open-soon = The service behind this model isn't answering right now, so I've paused requests to it for a little while. Nothing was charged — please choose another model in /model, or try again later.
+wait-seconds = { $seconds } s
+wait-minutes = { $minutes } min
+wait-whole-hours = { $hours } h
+wait-hours = { $hours } h { $minutes } min
 
 ## Payments
 btn-pay-stars = ⭐ Pay { $price } Stars
@@ -197,3 +213,18 @@ instructions-placeholder = Answer briefly, in plain words
 instructions-saved = ✅ Saved — it applies from your next message.
 instructions-cleared = Custom instruction cleared.
 instructions-too-long = That's { $length } characters — an instruction can be up to { $limit }. Please shorten it and send it again.
+
+## Forgetting the conversation history (/forget)
+btn-forget = 🗑 Erase conversation history
+forget-confirm =
+    🗑 Erase your conversation history?
+    I'll erase the texts of all your messages and my answers and start a new conversation. This can't be undone.
+    Your payments and billing records are kept — the law requires them.
+btn-forget-yes = 🗑 Yes, erase
+btn-forget-no = Cancel
+forget-done = { $count ->
+        [0] Done: there were no saved messages to erase.
+        [one] Done: { $count } message erased.
+       *[other] Done: { $count } messages erased.
+    } A new conversation has started. Your payments and billing records are kept — the law requires them.
+forget-cancelled = Nothing was erased.

@@ -1,0 +1,112 @@
+"""Claim each Telegram update once across every bot replica.
+
+Telegram delivers an update again when it did not get a 2xx in time, and with several replicas
+behind nginx the second delivery can land on another process. The first replica to claim an
+update_id answers it; every later delivery is dropped. Where the claim is kept:
+
+1. Redis (when `REDIS_URL` is set): one `SET <prefix>update:<id> 1 NX EX <ttl>`.
+2. The backend (`POST /api/v1/updates/claim`, one INSERT ... ON CONFLICT in PostgreSQL) when
+   Redis is not configured, or while it is unreachable. A Redis failure is logged once
+   (`redis_unavailable`) and Redis is tried again after `retry_s`; meanwhile replicas that
+   still reach Redis and this one claim in different places, so the guarantee shrinks to
+   "one answer per replica" until Redis is back (`redis_recovered`).
+3. Neither answers (the backend is down too): the update is processed anyway. Losing a user's
+   message is worse than answering it twice, and a double charge is still impossible: the
+   backend de-duplicates answers by `client_message_id` (chat id + message id) and payments
+   by their charge id. The handlers will most likely tell the user to try again anyway.
+
+Telegram keeps an undelivered update for at most 24 hours, so a claim older than that cannot
+meet a redelivery: the Redis key expires after `ttl_s` (a day by default); the backend purges
+its claims after 7 days.
+"""
+
+import asyncio
+import time
+from typing import Protocol
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from bot.services.backend import BackendError
+from bot.utils.logging import get_logger
+
+log = get_logger("bot.claims")
+
+TELEGRAM_REDELIVERY_WINDOW_S = 24 * 3600
+
+
+class UpdateClaimBackend(Protocol):
+    async def claim_update(self, update_id: int) -> bool: ...
+
+
+def connect_redis(url: str, timeout_s: float = 0.5) -> Redis:
+    """A Redis client that fails fast: no retries, sub-second timeouts (the fallback waits)."""
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), retries=0),
+        health_check_interval=30,
+    )
+
+
+class UpdateClaims:
+    """Claims in Redis, else through the backend; see the module docstring for the failures."""
+
+    def __init__(
+        self,
+        backend: UpdateClaimBackend,
+        redis: Redis | None = None,
+        *,
+        prefix: str = "pomogator:",
+        ttl_s: int = TELEGRAM_REDELIVERY_WINDOW_S,
+        timeout_s: float = 1.0,
+        retry_s: float = 30.0,
+    ) -> None:
+        self._backend = backend
+        self._redis = redis
+        self._prefix = f"{prefix}update:"
+        self._ttl = ttl_s
+        self._timeout = timeout_s
+        self._retry = retry_s
+        self._redis_down_until: float | None = None  # None: Redis is believed up
+
+    @property
+    def redis_down(self) -> bool:
+        return self._redis_down_until is not None
+
+    async def claim(self, update_id: int) -> bool:
+        """True if this replica should handle the update (first claim, or nobody to ask)."""
+        if self._redis is not None and self._redis_usable():
+            claimed = await self._claim_in_redis(update_id)
+            if claimed is not None:
+                return claimed
+        try:
+            return await self._backend.claim_update(update_id)
+        except (BackendError, ValueError) as exc:  # ValueError: an unreadable answer
+            code = exc.code if isinstance(exc, BackendError) else type(exc).__name__
+            log.warning("update_claim_failed", update_id=update_id, error=code)
+            return True  # at-least-once: see the module docstring
+
+    def _redis_usable(self) -> bool:
+        return self._redis_down_until is None or time.monotonic() >= self._redis_down_until
+
+    async def _claim_in_redis(self, update_id: int) -> bool | None:
+        """The Redis verdict, or None when Redis could not be asked."""
+        assert self._redis is not None
+        try:
+            async with asyncio.timeout(self._timeout):
+                created = await self._redis.set(
+                    f"{self._prefix}{update_id}", 1, nx=True, ex=self._ttl
+                )
+        except (RedisError, OSError, TimeoutError) as exc:
+            if self._redis_down_until is None:
+                log.warning("redis_unavailable", error=type(exc).__name__, retry_in_s=self._retry)
+            self._redis_down_until = time.monotonic() + self._retry
+            return None
+        if self._redis_down_until is not None:
+            log.info("redis_recovered")
+            self._redis_down_until = None
+        return bool(created)

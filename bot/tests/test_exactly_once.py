@@ -1,0 +1,238 @@
+"""The same update delivered again, concurrently, to several replicas: one answer, one charge.
+
+Replicas are separate dispatchers (each with its own memory) in front of one real backend; the
+shared claim is a real Redis on 127.0.0.1:6379 (REDIS_TEST_URL), or the backend's PostgreSQL.
+"""
+
+import asyncio
+import contextlib
+import copy
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from structlog.testing import capture_logs
+
+from bot.services.claims import connect_redis
+from bot.tests.conftest import BotEnv, backend_client, replica
+from bot.tests.telegram import message_update
+from bot.tests.test_payments import open_offer, paid_update
+
+REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
+COPIES = 5
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own on the real Redis, its keys deleted afterwards."""
+    prefix = f"pomogator-test-{secrets.token_hex(6)}:"
+    probe = connect_redis(REDIS_URL)
+    try:
+        await probe.ping()
+    except Exception as exc:
+        await probe.aclose()
+        pytest.skip(f"no Redis at {REDIS_URL}: {type(exc).__name__}")
+    try:
+        yield prefix
+    finally:
+        keys = [key async for key in probe.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await probe.delete(*keys)
+        await probe.aclose()
+
+
+@contextlib.asynccontextmanager
+async def two_replicas(backend, redis_url: str | None, **values: object):
+    """Two bot processes; with a Redis URL each has its own client to it."""
+    async with contextlib.AsyncExitStack() as stack:
+        replicas: list[BotEnv] = []
+        for _ in range(2):
+            redis = connect_redis(redis_url) if redis_url else None
+            if redis is not None:
+                stack.push_async_callback(redis.aclose)
+            replicas.append(await stack.enter_async_context(replica(backend, redis, **values)))
+        yield replicas
+
+
+async def deliver_concurrently(replicas: list[BotEnv], update: dict) -> None:
+    """COPIES deliveries of one update, spread over the replicas, all at once."""
+    await asyncio.gather(
+        *(
+            replicas[n % len(replicas)].dp.feed_raw_update(
+                replicas[n % len(replicas)].bot, copy.deepcopy(update)
+            )
+            for n in range(COPIES)
+        )
+    )
+
+
+def replies(replicas: list[BotEnv]) -> list[str]:
+    """Every message the user was sent or shown, by any replica."""
+    return [t.strip() for r in replicas for t in r.telegram.sent_texts()]
+
+
+async def assert_answered_and_charged_once(replicas, backend, fake, user_id, text) -> None:
+    # The answer and nothing else, from one replica.
+    assert replies(replicas) == [text]
+    assert sum(1 for r in replicas if r.telegram.named("SendMessageDraft", "SendMessage")) == 1
+    assert len(fake.requests("openai")) == 1
+    assert (await backend.profile(user_id)).free_messages_left == 9
+
+
+async def assert_command_answered_once(replicas: list[BotEnv], user_id: int) -> None:
+    """A command has no idempotency key at the backend: only the claim keeps it single."""
+    for r in replicas:
+        r.telegram.calls.clear()
+    await deliver_concurrently(replicas, message_update(user_id, "/help"))
+    helps = [t for t in replies(replicas) if t.startswith("How to use Pomogator")]
+    assert len(helps) == 1 and len(replies(replicas)) == 1
+
+
+async def test_five_copies_on_two_replicas_sharing_redis_are_answered_once(
+    settings, catalog, engine, fake_providers, user_id, redis_prefix
+):
+    async with (
+        backend_client(settings, catalog, engine, fake_providers) as backend,
+        two_replicas(backend, REDIS_URL, redis_key_prefix=redis_prefix) as replicas,
+    ):
+        fake_providers.script("openai", text="answered once")
+        update = message_update(user_id, "Hello from a redelivery storm")
+        await deliver_concurrently(replicas, update)
+        await assert_answered_and_charged_once(
+            replicas, backend, fake_providers, user_id, "answered once"
+        )
+        await assert_command_answered_once(replicas, user_id)
+        probe = connect_redis(REDIS_URL)
+        try:
+            assert await probe.exists(f"{redis_prefix}update:{update['update_id']}") == 1
+            assert 0 < await probe.ttl(f"{redis_prefix}update:{update['update_id']}") <= 86400
+        finally:
+            await probe.aclose()
+
+
+async def test_five_copies_on_two_replicas_without_redis_are_answered_once(
+    settings, catalog, engine, fake_providers, user_id
+):
+    async with (
+        backend_client(settings, catalog, engine, fake_providers) as backend,
+        two_replicas(backend, None) as replicas,
+    ):
+        fake_providers.script("openai", text="answered once")
+        await deliver_concurrently(replicas, message_update(user_id, "Hello, PostgreSQL"))
+        await assert_answered_and_charged_once(
+            replicas, backend, fake_providers, user_id, "answered once"
+        )
+        await assert_command_answered_once(replicas, user_id)
+
+
+async def test_unreachable_redis_falls_back_to_the_backend_claim_and_says_so_once(
+    settings, catalog, engine, fake_providers, user_id
+):
+    unreachable = f"redis://127.0.0.1:{closed_port()}/0"
+    async with (
+        backend_client(settings, catalog, engine, fake_providers) as backend,
+        two_replicas(backend, unreachable) as replicas,
+    ):
+        fake_providers.script("openai", text="answered once")
+        with capture_logs() as logs:
+            await deliver_concurrently(replicas, message_update(user_id, "Is Redis there?"))
+            await assert_answered_and_charged_once(
+                replicas, backend, fake_providers, user_id, "answered once"
+            )
+            await assert_command_answered_once(replicas, user_id)
+            await replicas[0].send(message_update(user_id, "/status"))
+        assert "9 of 10 messages left" in replicas[0].telegram.sent_texts()[-1]
+        # Once per replica, however many updates came while Redis was away.
+        assert [e["event"] for e in logs].count("redis_unavailable") == 2
+
+
+async def test_redis_is_tried_again_after_an_outage(
+    settings, catalog, engine, fake_providers, user_id, redis_prefix
+):
+    async with backend_client(settings, catalog, engine, fake_providers) as backend:
+        working = connect_redis(REDIS_URL)
+        async with replica(backend, working, redis_key_prefix=redis_prefix) as bot:
+            claims = bot.dp["claims"]
+            claims._redis = connect_redis(f"redis://127.0.0.1:{closed_port()}/0")
+            claims._retry = 0.0  # try Redis again at the next update
+            with capture_logs() as logs:
+                await bot.send(message_update(user_id, "/help"))
+                assert claims.redis_down
+                await claims._redis.aclose()
+                claims._redis = working  # Redis is back
+                again = message_update(user_id, "/help")
+                await bot.send(again)
+            assert not claims.redis_down
+            assert [e["event"] for e in logs if e["event"].startswith("redis_")] == [
+                "redis_unavailable",
+                "redis_recovered",
+            ]
+            assert await working.exists(f"{redis_prefix}update:{again['update_id']}") == 1
+            assert len(bot.telegram.named("SendMessage")) == 2
+        await working.aclose()
+
+
+async def test_backend_down_and_no_redis_still_answers_with_try_again(user_id):
+    from bot.services.backend import BackendClient
+
+    down = BackendClient(f"http://127.0.0.1:{closed_port()}", "token")
+    async with replica(down) as bot:
+        with capture_logs() as logs:
+            await bot.send(message_update(user_id, "Hello?"))
+        [reply] = bot.telegram.named("SendMessage")
+        assert "Please try again in a minute" in reply.text
+        assert "update_claim_failed" in [e["event"] for e in logs]
+    await down.aclose()
+
+
+async def test_payment_already_claimed_elsewhere_is_still_recorded(env, user_id, redis_prefix):
+    """Payments skip the shared claim: a 503 makes Telegram deliver them again, to anyone."""
+    payload = await open_offer(env, user_id)
+    update = paid_update(user_id, payload, f"claimed-{user_id}")
+    redis = connect_redis(REDIS_URL)
+    try:
+        await redis.set(f"{redis_prefix}update:{update['update_id']}", 1)
+        assert await env.backend.claim_update(update["update_id"])  # and in PostgreSQL
+        async with replica(env.backend, redis, redis_key_prefix=redis_prefix) as other:
+            await other.send(update)
+        assert "VIP is active until" in other.telegram.sent_texts()[-1]
+        assert (await env.backend.subscription(user_id)).is_vip
+    finally:
+        await redis.aclose()
+
+
+class ClaimsDown:
+    """A claim store that cannot be reached (the claim route failing, say)."""
+
+    async def claim_update(self, update_id: int) -> bool:
+        from bot.services.backend import BackendUnavailable
+
+        raise BackendUnavailable("ConnectError")
+
+
+async def test_without_any_claim_a_chat_redelivery_is_still_charged_and_answered_once(
+    settings, catalog, engine, fake_providers, user_id
+):
+    """At-least-once when nothing can be claimed: the backend's message id keeps it single."""
+    async with (
+        backend_client(settings, catalog, engine, fake_providers) as backend,
+        two_replicas(backend, None) as replicas,
+    ):
+        for r in replicas:
+            r.dp["claims"]._backend = ClaimsDown()
+        fake_providers.script("openai", text="answered once", first_delay_s=0.05)
+        with capture_logs() as logs:
+            await deliver_concurrently(replicas, message_update(user_id, "Claims are down"))
+        await assert_answered_and_charged_once(
+            replicas, backend, fake_providers, user_id, "answered once"
+        )
+        assert [e["event"] for e in logs].count("update_claim_failed") == 2  # one per replica
