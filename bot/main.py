@@ -244,7 +244,9 @@ def create_webhook_app(
             await redis.aclose()
 
     app.on_startup.append(on_startup)
-    app.on_shutdown.append(on_shutdown)
+    # First of the shutdown callbacks: the dispatcher's own (which unload the translations)
+    # and the bot session's close must wait until the answers in flight are delivered.
+    app.on_shutdown.insert(0, on_shutdown)
     return app
 
 
