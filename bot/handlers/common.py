@@ -5,6 +5,10 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram_i18n import I18nContext
 
+from bot.middlewares.auth import ProfileCache
+from bot.services.backend import BackendClient, BackendError
+from bot.services.schemas import Profile
+
 
 async def edit_or_answer(
     query: CallbackQuery,
@@ -36,6 +40,27 @@ async def unavailable(event: Message | CallbackQuery, i18n: I18nContext) -> None
 async def outdated_button(query: CallbackQuery, i18n: I18nContext) -> None:
     """Anything no handler claimed: stale or forged callback data."""
     await query.answer(i18n.get("button-outdated"), show_alert=True)
+
+
+async def choose(
+    query: CallbackQuery,
+    backend: BackendClient,
+    profiles: ProfileCache,
+    i18n: I18nContext,
+    refused: str,
+    **changes: str,
+) -> Profile | None:
+    """Save what a button chose; None (and "this button is outdated") if the backend refuses
+    it with the error code `refused` (the catalog changed since the button was sent)."""
+    try:
+        profile = await backend.update_user(query.from_user.id, **changes)
+    except BackendError as exc:
+        if exc.code != refused:
+            raise
+        await outdated_button(query, i18n)
+        return None
+    profiles.put(profile)
+    return profile
 
 
 async def not_supported(message: Message, i18n: I18nContext) -> None:

@@ -18,7 +18,7 @@ from aiogram_i18n import I18nContext
 
 from bot.config import BotSettings
 from bot.handlers.chat import Question, answer, megabytes
-from bot.handlers.common import edit_or_answer, unavailable
+from bot.handlers.common import choose, edit_or_answer, unavailable
 from bot.keyboards.menus import MenuCB, SwitchModelCB, back_home, switch_model_menu
 from bot.middlewares.auth import ProfileCache
 from bot.services.backend import BackendClient, BackendError
@@ -324,14 +324,9 @@ async def switch_and_answer(
     if photo is not None and (photo.from_user is None or photo.from_user.id != query.from_user.id):
         await query.answer(i18n.get("photo-not-yours"), show_alert=True)
         return
-    try:
-        profile = await backend.update_user(query.from_user.id, model=model.key)
-    except BackendError as exc:
-        if exc.code != "unknown_model":
-            raise
-        await query.answer(i18n.get("button-outdated"), show_alert=True)
+    profile = await choose(query, backend, profiles, i18n, "unknown_model", model=model.key)
+    if profile is None:
         return
-    profiles.put(profile)
     text = i18n.get("model-chosen", provider=provider.label, model=model.label)
     if photo is None:
         text += "\n" + i18n.get("photo-send-again")

@@ -5,10 +5,10 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 from aiogram_i18n import I18nContext
 
-from bot.handlers.common import edit_or_answer, unavailable
+from bot.handlers.common import choose, edit_or_answer, unavailable
 from bot.keyboards.menus import MenuCB, ModelCB, ProviderCB, back_home, models_menu, providers_menu
 from bot.middlewares.auth import ProfileCache
-from bot.services.backend import BackendClient, BackendError
+from bot.services.backend import BackendClient
 from bot.services.schemas import Profile
 from bot.utils.catalog import CatalogCache
 
@@ -78,14 +78,9 @@ async def choose_model(
     if not model.available:
         await query.answer(i18n.get("model-unavailable", provider=provider.label), show_alert=True)
         return
-    try:
-        profile = await backend.update_user(query.from_user.id, model=model.key)
-    except BackendError as exc:
-        if exc.code != "unknown_model":
-            raise
-        await query.answer(i18n.get("button-outdated"), show_alert=True)
+    profile = await choose(query, backend, profiles, i18n, "unknown_model", model=model.key)
+    if profile is None:
         return
-    profiles.put(profile)
     text = i18n.get("model-chosen", provider=provider.label, model=model.label)
     if model.long_running:
         text += "\n" + i18n.get("model-long-running")

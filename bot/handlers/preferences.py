@@ -9,7 +9,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, ForceReply, InlineKeyboardMarkup, Message
 from aiogram_i18n import I18nContext
 
-from bot.handlers.common import edit_or_answer, unavailable
+from bot.handlers.common import choose, edit_or_answer, unavailable
 from bot.handlers.menu import mode_label, settings_view
 from bot.keyboards.menus import ModeCB, PrefsCB, instructions_menu, modes_menu
 from bot.middlewares.auth import ProfileCache
@@ -48,14 +48,9 @@ async def choose_mode(
     if mode is None:
         await query.answer(i18n.get("button-outdated"), show_alert=True)
         return
-    try:
-        profile = await backend.update_user(query.from_user.id, mode=mode.key)
-    except BackendError as exc:
-        if exc.code != "unknown_mode":
-            raise
-        await query.answer(i18n.get("button-outdated"), show_alert=True)
+    profile = await choose(query, backend, profiles, i18n, "unknown_mode", mode=mode.key)
+    if profile is None:
         return
-    profiles.put(profile)
     text, keyboard = await settings_view(profile, backend, catalogs, i18n)
     notice = i18n.get("mode-chosen", mode=mode.label(i18n.locale))
     await edit_or_answer(query, text, keyboard, notice=notice)

@@ -11,12 +11,11 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -24,8 +23,8 @@ import pytest
 
 from tests.fakes.providers import FLAVOURS, FakeProviders, start_fake_providers
 from tests.fakes.telegram import FakeTelegram, start_fake_telegram
+from tests.processes import ROOT, STARTUP_TIMEOUT_S, Process, free_port, service_env
 
-ROOT = Path(__file__).resolve().parents[2]
 BOT_TOKEN = "123456:TEST-deploy-bot-token-9f8e7d6c5b4a"
 INTERNAL_TOKEN = "deploy-internal-token-" + secrets.token_hex(16)
 WEBHOOK_SECRET = "deploy-webhook-secret-" + secrets.token_hex(16)
@@ -33,19 +32,6 @@ PAYMENT_SECRET = "deploy-payment-secret-" + secrets.token_hex(16)
 WEBHOOK_PATH = "/telegram/webhook"
 PROVIDER_KEYS = {flavour: f"sk-deploy-{flavour}-{secrets.token_hex(8)}" for flavour in FLAVOURS}
 SECRETS = (BOT_TOKEN, INTERNAL_TOKEN, WEBHOOK_SECRET, PAYMENT_SECRET, *PROVIDER_KEYS.values())
-STARTUP_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def service_env(**values: str) -> dict[str, str]:
-    """Only what the service is given: nothing leaks in from the developer's shell."""
-    keep = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG"}}
-    return {**keep, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **values}
 
 
 def run_script(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -72,69 +58,6 @@ def init_database(url: str) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-
-
-@dataclass
-class Process:
-    """A service process whose output is collected as it runs."""
-
-    name: str
-    process: asyncio.subprocess.Process
-    lines: list[str] = field(default_factory=list)
-    reader: asyncio.Task[None] | None = None
-
-    @classmethod
-    async def start(cls, name: str, args: list[str], env: dict[str, str], cwd: Path) -> "Process":
-        process = await asyncio.create_subprocess_exec(
-            *args,
-            cwd=cwd,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        started = cls(name, process)
-        started.reader = asyncio.create_task(started._read())
-        return started
-
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        async for line in self.process.stdout:
-            self.lines.append(line.decode(errors="replace").rstrip())
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    async def wait_healthy(self, url: str, client: httpx.AsyncClient) -> None:
-        """Until GET url answers 200, as a container healthcheck polls."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + STARTUP_TIMEOUT_S
-        while loop.time() < deadline:
-            if self.process.returncode is not None:
-                assert self.reader is not None
-                await self.reader
-                pytest.fail(f"{self.name} exited with {self.process.returncode}:\n{self.output}")
-            try:
-                if (await client.get(url, timeout=1)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)  # a readiness probe's interval, not synchronisation
-        pytest.fail(f"{self.name} was not healthy within {STARTUP_TIMEOUT_S} s:\n{self.output}")
-
-    async def stop(self, signum: int = signal.SIGTERM) -> int:
-        if self.process.returncode is None:
-            self.process.send_signal(signum)
-            try:
-                async with asyncio.timeout(30):
-                    await self.process.wait()
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-        if self.reader is not None:
-            await self.reader
-        assert self.process.returncode is not None
-        return self.process.returncode
 
 
 @dataclass

@@ -8,10 +8,7 @@ Telegram received, as the user would see it.
 import asyncio
 import contextlib
 import itertools
-import os
 import secrets
-import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,8 +22,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.fakes.providers import FLAVOURS, FakeProviders, Script, start_fake_providers
 from tests.fakes.telegram import Call, FakeTelegram, start_fake_telegram
+from tests.processes import ROOT, STARTUP_TIMEOUT_S, Process, free_port, service_env
 
-ROOT = Path(__file__).resolve().parents[2]
 BOT_TOKEN = "123456:TEST-e2e-bot-token-0a1b2c3d4e5f"
 INTERNAL_TOKEN = "e2e-internal-token-" + secrets.token_hex(16)
 # Telegram allows only A-Z, a-z, 0-9, _ and - in a webhook secret.
@@ -34,102 +31,20 @@ WEBHOOK_SECRET = "e2e-webhook-secret-" + secrets.token_hex(16)
 WEBHOOK_BASE_URL = "https://bot.example.test"
 WEBHOOK_PATH = "/telegram/webhook"
 PROVIDER_KEYS = {flavour: f"sk-e2e-{flavour}-{secrets.token_hex(8)}" for flavour in FLAVOURS}
-STARTUP_TIMEOUT_S = 30.0
 LEDGER_LIMIT = 200  # the most entries GET /credits gives in one page
 SECRETS = (BOT_TOKEN, INTERNAL_TOKEN, WEBHOOK_SECRET, *PROVIDER_KEYS.values())
 
 _user_ids = itertools.count(7_000_000_000 + secrets.randbelow(10**6) * 1000)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def service_env(**values: str) -> dict[str, str]:
-    """Only what the service is given: nothing leaks in from the developer's shell."""
-    keep = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG"}}
-    return {**keep, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **values}
-
-
-@dataclass
-class Service:
-    """A service process whose output is collected as it runs (and shown when a test fails)."""
-
-    name: str
-    process: asyncio.subprocess.Process
-    lines: list[str] = field(default_factory=list)
-    reader: asyncio.Task[None] | None = None
+class Service(Process):
+    """A service started as `python <args>` with this interpreter."""
 
     @classmethod
-    async def start(cls, name: str, args: list[str], env: dict[str, str], cwd: Path) -> "Service":
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *args,
-            cwd=cwd,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        service = cls(name, process)
-        service.reader = asyncio.create_task(service._read())
-        return service
-
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        async for line in self.process.stdout:
-            self.lines.append(line.decode(errors="replace").rstrip())
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def tail(self, count: int = 150) -> str:
-        return "\n".join(self.lines[-count:])
-
-    async def wait_healthy(self, url: str, client: httpx.AsyncClient) -> None:
-        """Until GET url answers 200; fails with the output if the process exits first."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + STARTUP_TIMEOUT_S
-        while loop.time() < deadline:
-            if self.process.returncode is not None:
-                assert self.reader is not None
-                await self.reader
-                pytest.fail(f"{self.name} exited with {self.process.returncode}:\n{self.output}")
-            try:
-                if (await client.get(url, timeout=1)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            # A readiness probe, as a container healthcheck would poll; not test synchronisation.
-            await asyncio.sleep(0.05)
-        pytest.fail(f"{self.name} was not healthy within {STARTUP_TIMEOUT_S} s:\n{self.output}")
-
-    async def kill(self) -> int:
-        """SIGKILL: the process dies at once, mid-whatever (the OOM killer, a power cut)."""
-        if self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
-        if self.reader is not None:
-            await self.reader
-        assert self.process.returncode is not None
-        return self.process.returncode
-
-    async def stop(self) -> int:
-        """SIGTERM, as Docker sends it; killed if it has not exited within 30 s."""
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(30):
-                    await self.process.wait()
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-        if self.reader is not None:
-            await self.reader
-        assert self.process.returncode is not None
-        return self.process.returncode
+    async def start(cls, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> "Service":
+        started = await super().start(name, [sys.executable, *argv], env, cwd)
+        assert isinstance(started, Service)
+        return started
 
 
 @dataclass
