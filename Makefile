@@ -23,8 +23,10 @@ tools:
 	@bash scripts/ensure_nginx.sh
 
 ## Run every test (real PostgreSQL: found or embedded; real nginx for tests/deploy).
+## Test files run in parallel (pytest-xdist): most of the time is spent waiting on processes.
+WORKERS ?= 3
 test: install tools
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(ARGS)
 
 ## Known vulnerabilities in the pinned dependencies of both images (needs PyPI's JSON API).
 audit: install
