@@ -17,11 +17,22 @@ _used: list[str] = []
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[Server]:
+def pg_server(request: pytest.FixtureRequest) -> Iterator[Server]:
     """TEST_DATABASE_URL / DATABASE_URL, else PostgreSQL on 5432, else an embedded one."""
     with find_server(("TEST_DATABASE_URL", "DATABASE_URL")) as server:
         _used.append(server.origin)
+        # Under pytest-xdist a worker hands the answer to the controller, which prints it.
+        workeroutput = getattr(request.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput["pg_origin"] = server.origin
         yield server
+
+
+def pytest_testnodedown(node: object, error: object) -> None:
+    """Collect which PostgreSQL a pytest-xdist worker used."""
+    origin = getattr(node, "workeroutput", {}).get("pg_origin")
+    if origin and not _used:
+        _used.append(origin)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
