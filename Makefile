@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt backend/requirements.txt bot/requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install tools run test lint format audit migrate revision clean
+.PHONY: install tools run test lint format audit migrate revision bench clean
 
 install: $(STAMP)
 
@@ -54,6 +54,10 @@ migrate: install
 revision: install
 	@test -n "$(m)" || (echo 'usage: make revision m="what changed"' >&2; exit 2)
 	$(BIN)/python scripts/dev.py revision "$(m)"
+
+## The performance benchmark (about 5 minutes; `make bench ARGS=--smoke` for seconds).
+bench: install
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

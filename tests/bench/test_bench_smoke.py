@@ -1,0 +1,36 @@
+"""The benchmark still runs: `python -m bench --smoke` gives every scenario's figures.
+
+Nothing here is timed: the benchmark reports, it does not gate CI (issue 10).
+"""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from bench.scenarios import SCENARIOS
+from tests.processes import ROOT
+
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?( |$)")
+
+
+@pytest.mark.timeout(600)
+def test_smoke_run_reports_a_number_for_every_scenario() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in done.stdout.splitlines()
+        if line.startswith("| ") and not line.startswith("| scenario ")
+    ]
+    assert {row[0] for row in rows} == set(SCENARIOS), done.stdout
+    for scenario, figure, value, _target, _met in rows:
+        assert _NUMBER.match(value), f"{scenario} / {figure}: {value!r}"
+    assert "cores" in done.stdout.splitlines()[0], done.stdout
