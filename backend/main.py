@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api import (
+    admin,
     conversations,
     credits,
     models,
@@ -149,6 +150,7 @@ def create_app(
     api.include_router(payments.router)
     api.include_router(privacy.router)
     api.include_router(updates.router)
+    api.include_router(admin.router)
     app.include_router(api)
     app.include_router(webhook.router)
 

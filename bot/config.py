@@ -68,6 +68,8 @@ class BotSettings(BaseSettings):
     stream_interval_s: float = Field(default=1.0, gt=0, le=10)
     max_waiting_per_user: int = Field(default=5, ge=0, le=100)
     shutdown_grace_s: float = Field(default=25.0, ge=0, le=600)
+    # Broadcast copies per second, under Telegram's ~30/s for the whole bot (answers go on).
+    broadcast_per_second: float = Field(default=20.0, gt=0, le=30)
     log_level: str = "INFO"
     log_format: str = "json"
 

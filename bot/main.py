@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from bot.config import BotMode, BotSettings
 from bot.handlers import (
+    admin,
     chat,
     common,
     errors,
@@ -26,6 +27,7 @@ from bot.handlers import (
 )
 from bot.keyboards.menus import SwitchModelCB
 from bot.middlewares.auth import ProfileCache, UserMiddleware
+from bot.middlewares.blocked import BlockedMiddleware
 from bot.middlewares.dedup import (
     MONEY_FIELDS,
     DeduplicationMiddleware,
@@ -35,6 +37,7 @@ from bot.middlewares.dedup import (
 from bot.middlewares.ordering import OrderingMiddleware, UserQueue
 from bot.middlewares.subscription import AllowanceMiddleware
 from bot.services.backend import BackendClient
+from bot.services.broadcast import BroadcastRunner
 from bot.services.claims import UpdateClaims, connect_redis
 from bot.utils.catalog import CatalogCache
 from bot.utils.i18n import LANGUAGES, create_i18n, language_of
@@ -91,6 +94,9 @@ def create_dispatcher(
     profiles = ProfileCache()
     queue = UserQueue(max_waiting=settings.max_waiting_per_user)
     claims = UpdateClaims(backend, redis, prefix=settings.redis_key_prefix)
+    broadcasts = BroadcastRunner(
+        backend, settings.admin_ids, per_second=settings.broadcast_per_second
+    )
     dp = Dispatcher(
         settings=settings,
         backend=backend,
@@ -98,6 +104,7 @@ def create_dispatcher(
         catalogs=CatalogCache(backend),
         queue=queue,
         claims=claims,
+        broadcasts=broadcasts,
     )
     i18n = create_i18n()
 
@@ -117,9 +124,11 @@ def create_dispatcher(
     dp.update.outer_middleware(SharedClaimMiddleware(claims))
     dp.update.outer_middleware(UserMiddleware(backend, profiles))
     i18n.setup(dispatcher=dp)
+    dp.update.outer_middleware(BlockedMiddleware(settings.admin_ids))
     dp.update.outer_middleware(AllowanceMiddleware())
     dp.include_routers(
         errors.create_router(),
+        admin.create_router(),  # before chat: a reply to the broadcast prompt
         menu.create_router(),
         model.create_router(),
         payments.create_router(),
@@ -130,6 +139,9 @@ def create_dispatcher(
         common.create_router(),
     )
     dp.startup.register(set_commands)
+    # Running broadcasts resume from their cursor at start-up.
+    dp.startup.register(broadcasts.start)
+    dp.shutdown.register(broadcasts.stop)
     return dp
 
 
@@ -239,6 +251,7 @@ def create_webhook_app(
             _done, still = await asyncio.wait(pending, timeout=settings.shutdown_grace_s)
             for task in still:
                 task.cancel()
+        await dp["broadcasts"].stop()  # reports its last batch: the backend must be open
         await backend.aclose()
         if redis is not None:
             await redis.aclose()

@@ -26,6 +26,7 @@ async def ndjson(events: AsyncIterator[BaseModel]) -> AsyncIterator[bytes]:
     responses={
         200: {"content": {NDJSON: {}}, "description": "The answer (JSON, or NDJSON events)"},
         402: {"model": ErrorBody, "description": "quota_exhausted, vip_required"},
+        403: {"model": ErrorBody, "description": "user_blocked: suspended by the operators"},
         409: {"model": ErrorBody, "description": "duplicate_request"},
         413: {"model": ErrorBody, "description": "attachment_too_large, payload_too_large"},
         415: {"model": ErrorBody, "description": "unsupported_document"},

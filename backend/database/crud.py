@@ -66,6 +66,8 @@ async def upsert_user(session: AsyncSession, fields: NewUserFields) -> tuple[Use
             "language_code": stmt.excluded.language_code,
             "updated_at": func.now(),
             "last_seen_at": func.now(),
+            # They are talking to the bot again, so they no longer block it.
+            "bot_blocked_at": None,
         },
     )
     # xmax is 0 only on a freshly inserted row version.

@@ -25,6 +25,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from backend.models.enums import (
+    BroadcastAudience,
+    BroadcastStatus,
     CreditKind,
     Language,
     MessageKind,
@@ -78,6 +80,10 @@ class User(Base):
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _created_at()
     last_seen_at: Mapped[datetime] = _created_at()
+    # Set by an operator: the user gets no answers and cannot pay until unblocked.
+    blocked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Telegram refused a broadcast to them (they blocked the bot); cleared when they return.
+    bot_blocked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Trial(Base):
@@ -126,6 +132,7 @@ class MessageLog(Base):
             "(status = 'pending') = (completed_at IS NULL)", name="settled_has_completed_at"
         ),
         Index("ix_messages_log_user_id_created_at", "user_id", "created_at"),
+        Index("ix_messages_log_created_at", "created_at"),  # the operators' daily figures
         Index(
             "ix_messages_log_pending_created_at",
             "created_at",
@@ -284,3 +291,55 @@ class UpdateClaim(Base):
     claimed_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False, index=True
     )
+
+
+class Broadcast(Base):
+    """A message an operator sends to many users, copied to them in telegram_id order.
+
+    `cursor` is the last recipient handled, so a runner that stops resumes after it. A runner
+    holds the lease (`lease_until`) while it sends the batch ending at `lease_cursor`.
+    """
+
+    __tablename__ = "broadcasts"
+    __table_args__ = (
+        CheckConstraint(f"audience IN ({sql_in(BroadcastAudience)})", name="audience_known"),
+        CheckConstraint(f"status IN ({sql_in(BroadcastStatus)})", name="status_known"),
+        CheckConstraint(
+            "cursor >= 0 AND total >= 0 AND delivered >= 0 AND blocked >= 0 AND failed >= 0",
+            name="counts_non_negative",
+        ),
+        CheckConstraint(
+            "(status = 'running') = (finished_at IS NULL)", name="finished_has_finished_at"
+        ),
+        Index("ix_broadcasts_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    admin_telegram_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    audience: Mapped[str] = mapped_column(Text, nullable=False)
+    from_chat_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    message_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default="running")
+    cursor: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    total: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    delivered: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    blocked: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_cursor: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = _created_at()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AdminAction(Base):
+    """The audit trail: what an operator did, to whom, with what."""
+
+    __tablename__ = "admin_actions"
+    __table_args__ = (Index("ix_admin_actions_target_telegram_id", "target_telegram_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    admin_telegram_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    action: Mapped[str] = mapped_column(Text, nullable=False)
+    target_telegram_id: Mapped[int | None] = mapped_column(BigInteger)
+    detail: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _created_at()

@@ -49,6 +49,27 @@ class PaymentRail(StrEnum):
     EXTERNAL = "external"
 
 
+class BroadcastAudience(StrEnum):
+    ALL = "all"  # everyone who can receive it: not blocked, has not blocked the bot
+    VIP = "vip"  # of those, the VIPs now
+    FREE = "free"  # of those, the rest
+
+
+class BroadcastStatus(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    CANCELED = "canceled"
+
+
+class AdminActionKind(StrEnum):
+    GRANT_VIP = "grant_vip"
+    REVOKE_VIP = "revoke_vip"
+    BLOCK = "block"
+    UNBLOCK = "unblock"
+    BROADCAST = "broadcast"
+    BROADCAST_CANCEL = "broadcast_cancel"
+
+
 def sql_in(enum: type[StrEnum]) -> str:
     """`'a', 'b'` — the values of an enum for a CHECK constraint."""
     return ", ".join(f"'{member.value}'" for member in enum)

@@ -6,7 +6,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from backend.models.enums import CreditKind, Language, MessageKind
+from backend.models.enums import (
+    BroadcastAudience,
+    BroadcastStatus,
+    CreditKind,
+    Language,
+    MessageKind,
+)
 
 MAX_BIGINT = 2**63 - 1
 
@@ -110,6 +116,7 @@ class UserProfile(ApiModel):
     mode: str
     custom_instructions: str | None
     created_at: datetime
+    blocked: bool = False  # an operator suspended the user: no answers, no payments
 
 
 class LedgerEntry(ApiModel):
@@ -490,3 +497,129 @@ class ClaimOut(ApiModel):
 
 class ForgetOut(ApiModel):
     forgotten: int  # messages whose texts were erased
+
+
+# Operators (/api/v1/admin): the caller's Telegram id comes in the X-Admin-Id header.
+MAX_BROADCAST_BATCH = 500
+ChatId = Annotated[int, Field(ge=-MAX_BIGINT, le=MAX_BIGINT), WHOLE]
+BigId = Annotated[int, Field(gt=0, le=MAX_BIGINT), WHOLE]
+Count = Annotated[int, Field(ge=0, le=MAX_BROADCAST_BATCH), WHOLE]
+
+
+class ModelUsageOut(ApiModel):
+    provider: str
+    model: str
+    count: int
+    failed: int
+
+
+class RevenueOut(ApiModel):
+    currency: str
+    amount: int  # minor units (Stars are whole)
+
+
+class ErrorRateOut(ApiModel):
+    provider: str
+    total: int  # settled answers
+    failed: int
+    rate: float  # failed / total
+
+
+class AdminStats(ApiModel):
+    """How the bot is doing; "today" and "month" are UTC calendar periods."""
+
+    users_total: int
+    users_new_today: int
+    vip_active: int
+    paying_users: int  # users with a charge that is not refunded
+    conversion: float  # paying_users / users_total
+    messages_today: list[ModelUsageOut]
+    cost_today_usd: Decimal
+    cost_month_usd: Decimal
+    revenue_month: list[RevenueOut]  # paid in the month, minus refunded in the month
+    refunds_month: int
+    error_rate: list[ErrorRateOut]  # today, by provider
+
+
+class AdminPaymentOut(ApiModel):
+    charge_id: str | None
+    amount: int
+    currency: str
+    status: str
+    paid_at: datetime | None
+    refunded_at: datetime | None
+
+
+class AdminUserCard(ApiModel):
+    """A user as an operator sees them."""
+
+    telegram_id: int
+    username: str | None
+    first_name: str | None
+    language: str
+    created_at: datetime
+    last_seen_at: datetime
+    blocked: bool
+    bot_blocked: bool  # Telegram refused our messages: they blocked the bot
+    vip_until: datetime | None
+    auto_renew: bool
+    free_messages_left: int
+    free_messages_limit: int
+    messages_used: int  # free messages used
+    messages_total: int  # answers given
+    cost_total_usd: Decimal
+    payments: list[AdminPaymentOut]  # the newest 10
+    # After a revoke: the Stars subscription to cancel with editUserStarSubscription.
+    cancel_stars_charge_id: str | None = None
+
+
+class GrantVipIn(ApiIn):
+    days: Annotated[int, Field(ge=1, le=3650), WHOLE]
+
+
+class BroadcastIn(ApiIn):
+    audience: Annotated[BroadcastAudience, Field(strict=False)]
+    from_chat_id: ChatId
+    message_id: BigId
+
+
+class BroadcastOut(ApiModel):
+    id: int
+    admin_telegram_id: int
+    audience: BroadcastAudience
+    status: BroadcastStatus
+    from_chat_id: int
+    message_id: int
+    total: int
+    delivered: int
+    blocked: int
+    failed: int
+    cursor: int  # the last recipient's telegram_id handled
+    lease_until: datetime | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class AudienceOut(ApiModel):
+    audience: BroadcastAudience
+    count: int
+
+
+class BatchIn(ApiIn):
+    limit: Annotated[int, Field(ge=1, le=MAX_BROADCAST_BATCH), WHOLE]
+    lease_seconds: Annotated[int, Field(ge=1, le=3600), WHOLE] = 300
+
+
+class BatchOut(ApiModel):
+    broadcast: BroadcastOut
+    recipients: list[int]  # after the cursor, in order; empty when nothing is left
+
+
+class ProgressIn(ApiIn):
+    """What a runner did for the recipients up to `cursor` (counts are increments)."""
+
+    cursor: Annotated[int, Field(ge=0, le=MAX_BIGINT), WHOLE]
+    delivered: Count = 0
+    blocked: Count = 0
+    failed: Count = 0
+    blocked_ids: Annotated[list[TelegramId], Field(max_length=MAX_BROADCAST_BATCH)] = []

@@ -67,6 +67,7 @@ from backend.utils.exceptions import (
     ImageGenerationUnavailable,
     ImagesNotSupported,
     MessageTooLong,
+    UserBlocked,
     VoiceUnavailable,
 )
 from backend.utils.logger import get_logger
@@ -330,6 +331,8 @@ class ChatService:
         incoming = await read_incoming(body, self._settings)
         async with self._sessions() as session:
             user = await require_user(session, body.telegram_id)
+            if user.blocked_at is not None:
+                raise UserBlocked
             entry = self._catalog.get(user.model) or self._catalog.default
             if body.kind != MessageKind.IMAGE and not self._providers.available(entry.provider):
                 raise ProviderNotConfigured(provider=entry.provider, model=entry.key)

@@ -61,6 +61,7 @@ REJECTIONS = {
     "amount_mismatch": "The price or currency differs from the offer.",
     "invoice_used": "This invoice was already paid.",
     "offer_expired": "This offer has expired; please open a new one.",
+    "user_blocked": "This user's access is suspended.",
 }
 
 
@@ -137,6 +138,8 @@ class PaymentService:
         user = await crud.get_user(self._session, body.telegram_id)
         if user is None or transaction.user_id != user.id:
             return self._reject("wrong_user")
+        if user.blocked_at is not None:
+            return self._reject("user_blocked")
         if (transaction.currency, transaction.amount) != (body.currency, body.total_amount):
             return self._reject("amount_mismatch")
         if transaction.status != TransactionStatus.PENDING.value:

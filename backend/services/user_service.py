@@ -72,6 +72,7 @@ def build_profile(user: User, quota: QuotaState) -> UserProfile:
         mode=user.mode,
         custom_instructions=user.custom_instructions,
         created_at=user.created_at,
+        blocked=user.blocked_at is not None,
     )
 
 

@@ -110,8 +110,18 @@ def test_schema_bounds_are_json_schema_keywords() -> None:
     assert PYDANTIC_ONLY.isdisjoint(_keywords(SCHEMA.raw_schema))
 
 
+def _any_text(parameter: Any) -> bool:
+    """An optional parameter every string satisfies (like `X-Admin-Id`): no value is invalid."""
+    definition = parameter.definition
+    schema = definition.get("schema", {})
+    kinds = schema.get("anyOf", [schema])
+    plain = all(set(k) <= {"type"} and k.get("type") in ("string", "null") for k in kinds)
+    return not definition.get("required", False) and plain
+
+
 def _takes_input(operation: APIOperation) -> bool:
-    return bool(list(operation.iter_parameters())) or bool(operation.body)
+    negatable = [p for p in operation.iter_parameters() if not _any_text(p)]
+    return bool(negatable) or bool(operation.body)
 
 
 CASES = [

@@ -179,3 +179,21 @@ class FairUseExceeded(DomainError):
     code = "fair_use_exceeded"
     status_code = 429
     default_message = "The daily fair-use limit of messages is reached."
+
+
+class UserBlocked(DomainError):
+    code = "user_blocked"
+    status_code = 403
+    default_message = "This user's access is suspended by the operators."
+
+
+class BroadcastNotFound(DomainError):
+    code = "broadcast_not_found"
+    status_code = 404
+    default_message = "No broadcast with this id."
+
+
+class BroadcastLeased(DomainError):
+    code = "broadcast_leased"
+    status_code = 409
+    default_message = "Another runner is sending this broadcast."

@@ -9,7 +9,13 @@ from pydantic import ValidationError
 
 from bot.services.schemas import (
     STREAM_EVENT,
+    AdminStats,
+    AdminUserCard,
     Attachment,
+    Audience,
+    AudienceCount,
+    BroadcastBatch,
+    BroadcastInfo,
     Catalog,
     Forgotten,
     Invoice,
@@ -231,6 +237,94 @@ class BackendClient:
         body = {"telegram_id": telegram_id, "state": state}
         data = await self._call("POST", "/api/v1/payments/subscription-state", json=body)
         return SubscriptionInfo.model_validate(data)
+
+    # Operators: every call names the admin it acts for (X-Admin-Id, checked by the backend).
+
+    async def admin_stats(self, admin_id: int) -> AdminStats:
+        return AdminStats.model_validate(await self._admin(admin_id, "GET", "/stats"))
+
+    async def admin_lookup(self, admin_id: int, query: str) -> AdminUserCard:
+        """A user's card by Telegram id, @username or username."""
+        data = await self._admin(admin_id, "GET", "/users/lookup", params={"q": stored(query, 65)})
+        return AdminUserCard.model_validate(data)
+
+    async def admin_grant_vip(self, admin_id: int, telegram_id: int, days: int) -> AdminUserCard:
+        data = await self._admin(admin_id, "POST", f"/users/{telegram_id}/vip", json={"days": days})
+        return AdminUserCard.model_validate(data)
+
+    async def admin_revoke_vip(self, admin_id: int, telegram_id: int) -> AdminUserCard:
+        """VIP ends now; `cancel_stars_charge_id` names a Stars subscription to cancel."""
+        data = await self._admin(admin_id, "DELETE", f"/users/{telegram_id}/vip")
+        return AdminUserCard.model_validate(data)
+
+    async def admin_set_blocked(
+        self, admin_id: int, telegram_id: int, blocked: bool
+    ) -> AdminUserCard:
+        action = "block" if blocked else "unblock"
+        data = await self._admin(admin_id, "POST", f"/users/{telegram_id}/{action}")
+        return AdminUserCard.model_validate(data)
+
+    async def audience_count(self, admin_id: int, audience: Audience) -> int:
+        data = await self._admin(
+            admin_id, "GET", "/broadcasts/audience", params={"audience": audience}
+        )
+        return AudienceCount.model_validate(data).count
+
+    async def create_broadcast(
+        self, admin_id: int, audience: Audience, from_chat_id: int, message_id: int
+    ) -> BroadcastInfo:
+        body = {"audience": audience, "from_chat_id": from_chat_id, "message_id": message_id}
+        data = await self._admin(admin_id, "POST", "/broadcasts", json=body)
+        return BroadcastInfo.model_validate(data)
+
+    async def broadcasts(self, admin_id: int, status: str | None = None) -> list[BroadcastInfo]:
+        params = {"status": status} if status else None
+        data = await self._admin(admin_id, "GET", "/broadcasts", params=params)
+        return [BroadcastInfo.model_validate(item) for item in data]
+
+    async def broadcast_batch(
+        self, admin_id: int, broadcast_id: int, limit: int, lease_seconds: int
+    ) -> BroadcastBatch:
+        """The next recipients after the cursor, leased to this runner."""
+        body = {"limit": limit, "lease_seconds": lease_seconds}
+        data = await self._admin(admin_id, "POST", f"/broadcasts/{broadcast_id}/batch", json=body)
+        return BroadcastBatch.model_validate(data)
+
+    async def broadcast_progress(
+        self,
+        admin_id: int,
+        broadcast_id: int,
+        *,
+        cursor: int,
+        delivered: int,
+        blocked: int,
+        failed: int,
+        blocked_ids: list[int],
+    ) -> BroadcastInfo:
+        """Counts for the recipients up to `cursor` (a replay changes nothing)."""
+        body = {
+            "cursor": cursor,
+            "delivered": delivered,
+            "blocked": blocked,
+            "failed": failed,
+            "blocked_ids": blocked_ids,
+        }
+        data = await self._admin(
+            admin_id, "POST", f"/broadcasts/{broadcast_id}/progress", json=body
+        )
+        return BroadcastInfo.model_validate(data)
+
+    async def finish_broadcast(self, admin_id: int, broadcast_id: int) -> BroadcastInfo:
+        data = await self._admin(admin_id, "POST", f"/broadcasts/{broadcast_id}/finish")
+        return BroadcastInfo.model_validate(data)
+
+    async def cancel_broadcast(self, admin_id: int, broadcast_id: int) -> BroadcastInfo:
+        data = await self._admin(admin_id, "POST", f"/broadcasts/{broadcast_id}/cancel")
+        return BroadcastInfo.model_validate(data)
+
+    async def _admin(self, admin_id: int, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {"X-Admin-Id": str(admin_id)}
+        return await self._call(method, f"/api/v1/admin{path}", headers=headers, **kwargs)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:

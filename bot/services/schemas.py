@@ -27,6 +27,7 @@ class Profile(Model):
     mode: str
     custom_instructions: str | None
     created_at: datetime
+    blocked: bool = False  # suspended by an operator
 
 
 class CatalogModel(Model):
@@ -279,3 +280,92 @@ class UpdateClaim(Model):
 
 class Forgotten(Model):
     forgotten: int  # messages whose texts were erased
+
+
+# Operators (/api/v1/admin).
+Audience = Literal["all", "vip", "free"]
+AUDIENCES: tuple[Audience, ...] = ("all", "vip", "free")
+
+
+class ModelUsage(Model):
+    provider: str
+    model: str
+    count: int
+    failed: int
+
+
+class Revenue(Model):
+    currency: str
+    amount: int
+
+
+class ErrorRate(Model):
+    provider: str
+    total: int
+    failed: int
+    rate: float
+
+
+class AdminStats(Model):
+    users_total: int
+    users_new_today: int
+    vip_active: int
+    paying_users: int
+    conversion: float
+    messages_today: list[ModelUsage]
+    cost_today_usd: Decimal
+    cost_month_usd: Decimal
+    revenue_month: list[Revenue]
+    refunds_month: int
+    error_rate: list[ErrorRate]
+
+
+class AdminPayment(Model):
+    charge_id: str | None
+    amount: int
+    currency: str
+    status: str
+    paid_at: datetime | None
+    refunded_at: datetime | None
+
+
+class AdminUserCard(Model):
+    telegram_id: int
+    username: str | None
+    first_name: str | None
+    language: str
+    created_at: datetime
+    blocked: bool
+    bot_blocked: bool = False
+    vip_until: datetime | None
+    auto_renew: bool
+    free_messages_left: int | None = None
+    free_messages_limit: int | None = None
+    messages_total: int
+    cost_total_usd: Decimal
+    payments: list[AdminPayment]
+    cancel_stars_charge_id: str | None = None
+
+
+class BroadcastInfo(Model):
+    id: int
+    admin_telegram_id: int
+    audience: Audience
+    status: Literal["running", "done", "canceled"]
+    from_chat_id: int
+    message_id: int
+    total: int
+    delivered: int
+    blocked: int
+    failed: int
+    cursor: int
+
+
+class BroadcastBatch(Model):
+    broadcast: BroadcastInfo
+    recipients: list[int]
+
+
+class AudienceCount(Model):
+    audience: Audience
+    count: int

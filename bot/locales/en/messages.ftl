@@ -228,3 +228,77 @@ forget-done = { $count ->
        *[other] Done: { $count } messages erased.
     } A new conversation has started. Your payments and billing records are kept — the law requires them.
 forget-cancelled = Nothing was erased.
+
+## Operators (ADMIN_IDS)
+admin-menu = 🛠 Operator menu. Commands: /admin, /find, /grant, /revoke, /block, /unblock, /broadcast, /refund.
+admin-btn-stats = 📊 Stats
+admin-btn-find = 🔎 Find a user
+admin-btn-broadcast = 📣 Broadcast
+admin-btn-help = ❓ Help
+admin-help =
+    /find <id or @username> — a user's card, with buttons for VIP and blocking
+    /grant <id> <days> — add days of VIP (1–3650)
+    /revoke <id> — end VIP now (and stop their Stars subscription)
+    /block <id>, /unblock <id> — suspend or restore a user's access
+    /refund <charge id> — refund a payment (charge ids are on the user's card)
+    /broadcast all|vip|free — copy a message to everyone, VIP or free users
+admin-stats =
+    📊 Users: { $users } (+{ $new } today) · ⭐ VIP: { $vip }
+    Paying users: { $paying } · conversion { $conversion }
+    AI cost: ${ $cost_today } today · ${ $cost_month } this month
+    Revenue this month: { $revenue } · refunds: { $refunds }
+admin-stats-models = Answers today:
+admin-stats-model = • { $provider } / { $model }: { $count }, failed { $failed }
+admin-stats-errors = Error rate today:
+admin-stats-error = • { $provider }: { $rate } ({ $failed } of { $total })
+admin-stats-none = none
+admin-find-usage = Usage: /find <telegram id or @username>
+admin-grant-usage = Usage: /grant <telegram id or @username> <days, 1–3650>
+admin-target-usage = Usage: /{ $command } <telegram id or @username>
+admin-user-not-found = No user matches { $query }.
+admin-card-title = 👤 { $name } · id { $id }
+admin-card-username = @{ $username }
+admin-card-since = Since { $date } · language { $language }
+admin-card-vip = ⭐ VIP until { $until } · auto-renewal { $renew ->
+        [yes] on
+       *[no] off
+    }
+admin-card-free = Free plan: { $left } of { $limit } messages left
+admin-card-usage = Answers: { $messages } · AI cost ${ $cost }
+admin-card-blocked = ⛔ Access suspended
+admin-card-bot-blocked = 🚫 Has blocked the bot
+admin-card-payments = Payments (refund with /refund <charge id>):
+admin-card-payment = • { $date } · { $amount } { $currency } · { $status } · { $charge }
+admin-card-no-payments = No payments.
+admin-btn-vip30 = ⭐ +30 days
+admin-btn-vip365 = ⭐ +365 days
+admin-btn-revoke = ✖️ Revoke VIP
+admin-btn-block = ⛔ Block
+admin-btn-unblock = ✅ Unblock
+admin-vip-granted = ⭐ VIP until { $until }.
+admin-vip-revoked = VIP ended.
+admin-vip-revoked-stars = VIP ended; the Stars subscription will not renew.
+admin-stars-cancel-failed = VIP ended, but Telegram did not stop the Stars subscription: { $reason }
+admin-user-blocked = ⛔ Blocked: no answers and no payments until unblocked.
+admin-user-unblocked = ✅ Unblocked.
+admin-broadcast-usage = Usage: /broadcast all|vip|free — then send the message to copy.
+admin-broadcast-prompt-all = 📣 Broadcast to all users
+admin-broadcast-prompt-vip = 📣 Broadcast to VIP users
+admin-broadcast-prompt-free = 📣 Broadcast to free users
+admin-broadcast-prompt = Reply with the message to send: text, a photo, anything. You'll see a preview first.
+admin-broadcast-preview = ☝️ This goes to { $count } { $audience }. Send it?
+admin-audience-all = users
+admin-audience-vip = VIP users
+admin-audience-free = free users
+admin-btn-broadcast-confirm = ✅ Send
+admin-btn-broadcast-drop = ✖️ Cancel
+admin-btn-broadcast-stop = ⏹ Stop
+admin-broadcast-dropped = Broadcast cancelled; nothing was sent.
+admin-broadcast-started = 📣 Broadcast #{ $id } started: { $total } recipients.
+admin-broadcast-stopping = Stopping broadcast #{ $id }…
+admin-broadcast-progress = 📣 Broadcast #{ $id }: { $handled }/{ $total } · delivered { $delivered } · blocked { $blocked } · failed { $failed }
+admin-broadcast-done = ✅ Broadcast #{ $id } finished: delivered { $delivered } · blocked { $blocked } · failed { $failed } (of { $total }).
+admin-broadcast-canceled = ⏹ Broadcast #{ $id } stopped: delivered { $delivered } · blocked { $blocked } · failed { $failed } (of { $total }).
+admin-access-suspended = Your access to Pomogator has been suspended by its operators. If you think this is a mistake, please contact support.
+error-user_blocked = { admin-access-suspended }
+decline-user_blocked = your access is suspended.

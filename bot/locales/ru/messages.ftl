@@ -237,3 +237,77 @@ forget-done = { $count ->
        *[many] Готово: стёрто { $count } сообщений.
     } Начат новый диалог. Платежи и записи об оплате сохранены — этого требует закон.
 forget-cancelled = Ничего не стёрто.
+
+## Операторы (ADMIN_IDS)
+admin-menu = 🛠 Меню оператора. Команды: /admin, /find, /grant, /revoke, /block, /unblock, /broadcast, /refund.
+admin-btn-stats = 📊 Статистика
+admin-btn-find = 🔎 Найти пользователя
+admin-btn-broadcast = 📣 Рассылка
+admin-btn-help = ❓ Справка
+admin-help =
+    /find <id или @username> — карточка пользователя с кнопками VIP и блокировки
+    /grant <id> <дней> — добавить дни VIP (1–3650)
+    /revoke <id> — завершить VIP сейчас (и остановить подписку в Stars)
+    /block <id>, /unblock <id> — приостановить или вернуть доступ
+    /refund <charge id> — вернуть платёж (charge id — в карточке пользователя)
+    /broadcast all|vip|free — разослать сообщение всем, VIP или бесплатным пользователям
+admin-stats =
+    📊 Пользователи: { $users } (+{ $new } сегодня) · ⭐ VIP: { $vip }
+    Платящие: { $paying } · конверсия { $conversion }
+    Расходы на ИИ: ${ $cost_today } сегодня · ${ $cost_month } за месяц
+    Выручка за месяц: { $revenue } · возвратов: { $refunds }
+admin-stats-models = Ответы сегодня:
+admin-stats-model = • { $provider } / { $model }: { $count }, ошибок { $failed }
+admin-stats-errors = Доля ошибок сегодня:
+admin-stats-error = • { $provider }: { $rate } ({ $failed } из { $total })
+admin-stats-none = нет
+admin-find-usage = Использование: /find <telegram id или @username>
+admin-grant-usage = Использование: /grant <telegram id или @username> <дней, 1–3650>
+admin-target-usage = Использование: /{ $command } <telegram id или @username>
+admin-user-not-found = Пользователь { $query } не найден.
+admin-card-title = 👤 { $name } · id { $id }
+admin-card-username = @{ $username }
+admin-card-since = С нами с { $date } · язык { $language }
+admin-card-vip = ⭐ VIP до { $until } · автопродление { $renew ->
+        [yes] включено
+       *[no] выключено
+    }
+admin-card-free = Бесплатный план: осталось { $left } из { $limit } сообщений
+admin-card-usage = Ответов: { $messages } · расходы на ИИ ${ $cost }
+admin-card-blocked = ⛔ Доступ приостановлен
+admin-card-bot-blocked = 🚫 Заблокировал бота
+admin-card-payments = Платежи (возврат: /refund <charge id>):
+admin-card-payment = • { $date } · { $amount } { $currency } · { $status } · { $charge }
+admin-card-no-payments = Платежей нет.
+admin-btn-vip30 = ⭐ +30 дней
+admin-btn-vip365 = ⭐ +365 дней
+admin-btn-revoke = ✖️ Снять VIP
+admin-btn-block = ⛔ Заблокировать
+admin-btn-unblock = ✅ Разблокировать
+admin-vip-granted = ⭐ VIP до { $until }.
+admin-vip-revoked = VIP завершён.
+admin-vip-revoked-stars = VIP завершён; подписка в Stars не продлится.
+admin-stars-cancel-failed = VIP завершён, но Telegram не остановил подписку в Stars: { $reason }
+admin-user-blocked = ⛔ Заблокирован: ни ответов, ни платежей до разблокировки.
+admin-user-unblocked = ✅ Разблокирован.
+admin-broadcast-usage = Использование: /broadcast all|vip|free — затем пришлите сообщение для рассылки.
+admin-broadcast-prompt-all = 📣 Рассылка всем пользователям
+admin-broadcast-prompt-vip = 📣 Рассылка VIP-пользователям
+admin-broadcast-prompt-free = 📣 Рассылка бесплатным пользователям
+admin-broadcast-prompt = Ответьте сообщением для рассылки: текст, фото — что угодно. Сначала вы увидите предпросмотр.
+admin-broadcast-preview = ☝️ Получателей: { $count } ({ $audience }). Отправить?
+admin-audience-all = все пользователи
+admin-audience-vip = VIP
+admin-audience-free = бесплатный план
+admin-btn-broadcast-confirm = ✅ Отправить
+admin-btn-broadcast-drop = ✖️ Отмена
+admin-btn-broadcast-stop = ⏹ Остановить
+admin-broadcast-dropped = Рассылка отменена, ничего не отправлено.
+admin-broadcast-started = 📣 Рассылка №{ $id } началась: получателей { $total }.
+admin-broadcast-stopping = Останавливаю рассылку №{ $id }…
+admin-broadcast-progress = 📣 Рассылка №{ $id }: { $handled }/{ $total } · доставлено { $delivered } · заблокировали { $blocked } · ошибок { $failed }
+admin-broadcast-done = ✅ Рассылка №{ $id } завершена: доставлено { $delivered } · заблокировали { $blocked } · ошибок { $failed } (из { $total }).
+admin-broadcast-canceled = ⏹ Рассылка №{ $id } остановлена: доставлено { $delivered } · заблокировали { $blocked } · ошибок { $failed } (из { $total }).
+admin-access-suspended = Ваш доступ к Pomogator приостановлен операторами. Если это ошибка, напишите в поддержку.
+error-user_blocked = { admin-access-suspended }
+decline-user_blocked = ваш доступ приостановлен.
