@@ -32,7 +32,13 @@ async def test_admin_command_opens_the_operator_menu(env):
 
 async def test_non_admin_is_refused_every_operator_command(env, user_id):
     await start_user(env, user_id)
-    for command in ("/admin", "/stats", f"/find {user_id}", f"/grant {user_id} 30", "/broadcast all"):
+    for command in (
+        "/admin",
+        "/stats",
+        f"/find {user_id}",
+        f"/grant {user_id} 30",
+        "/broadcast all",
+    ):
         await env.send(message_update(user_id, command))
     refusals = env.telegram.sent_texts()
     assert refusals == ["This command is for the bot's operators."] * 5
