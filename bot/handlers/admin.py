@@ -6,12 +6,21 @@ whose first line names the audience, the reply is the message to copy, and the p
 buttons carry the audience and that message's id.
 """
 
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject
-from aiogram.types import CallbackQuery, ForceReply, InlineKeyboardMarkup, Message, User
+from aiogram.types import (
+    CallbackQuery,
+    ForceReply,
+    InlineKeyboardMarkup,
+    Message,
+    TelegramObject,
+    User,
+)
 from aiogram_i18n import I18nContext
 
 from bot.config import BotSettings
@@ -44,12 +53,22 @@ def is_admin(user: User | int | None, settings: BotSettings) -> bool:
     return user_id is not None and user_id in settings.admin_ids
 
 
-async def refuse(event: Message | CallbackQuery, i18n: I18nContext) -> None:
-    text = i18n.get("admin-only")
-    if isinstance(event, CallbackQuery):
-        await event.answer(text, show_alert=True)
-    else:
-        await event.answer(text)
+async def admin_only(
+    handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+    event: TelegramObject,
+    data: dict[str, Any],
+) -> Any:
+    """Every handler of this router: operators get `admin_id`; anyone else is refused."""
+    user: User | None = data.get("event_from_user")
+    if user is None or not is_admin(user, data["settings"]):
+        text = data["i18n"].get("admin-only")
+        if isinstance(event, CallbackQuery):
+            await event.answer(text, show_alert=True)
+        elif isinstance(event, Message):
+            await event.answer(text)
+        return None
+    data["admin_id"] = user.id
+    return await handler(event, data)
 
 
 # --- rendering ---
@@ -158,10 +177,7 @@ def show_card(card: AdminUserCard, i18n: I18nContext) -> tuple[str, InlineKeyboa
 # --- menu and stats ---
 
 
-async def admin_command(message: Message, settings: BotSettings, i18n: I18nContext) -> None:
-    if not is_admin(message.from_user, settings):
-        await refuse(message, i18n)
-        return
+async def admin_command(message: Message, admin_id: int, i18n: I18nContext) -> None:
     await message.answer(i18n.get("admin-menu"), reply_markup=admin_menu(i18n))
 
 
@@ -169,14 +185,11 @@ async def menu_button(
     query: CallbackQuery,
     callback_data: AdminMenuCB,
     backend: BackendClient,
-    settings: BotSettings,
+    admin_id: int,
     i18n: I18nContext,
 ) -> None:
-    if not is_admin(query.from_user.id, settings):
-        await refuse(query, i18n)
-        return
     if callback_data.action == "stats":
-        stats = await backend.admin_stats(query.from_user.id)
+        stats = await backend.admin_stats(admin_id)
         await edit_or_answer(query, stats_text(stats, i18n), admin_menu(i18n))
         return
     key = {"find": "admin-find-usage", "broadcast": "admin-broadcast-usage"}.get(
@@ -188,12 +201,9 @@ async def menu_button(
 
 
 async def stats_command(
-    message: Message, backend: BackendClient, settings: BotSettings, i18n: I18nContext
+    message: Message, backend: BackendClient, admin_id: int, i18n: I18nContext
 ) -> None:
-    if message.from_user is None or not is_admin(message.from_user.id, settings):
-        await refuse(message, i18n)
-        return
-    stats = await backend.admin_stats(message.from_user.id)
+    stats = await backend.admin_stats(admin_id)
     await message.answer(stats_text(stats, i18n))
 
 
@@ -214,17 +224,14 @@ async def find_command(
     message: Message,
     command: CommandObject,
     backend: BackendClient,
-    settings: BotSettings,
+    admin_id: int,
     i18n: I18nContext,
 ) -> None:
-    if message.from_user is None or not is_admin(message.from_user.id, settings):
-        await refuse(message, i18n)
-        return
     query = (command.args or "").strip()
     if not query:
         await message.answer(i18n.get("admin-find-usage"))
         return
-    card = await find_card(backend, message.from_user.id, query)
+    card = await find_card(backend, admin_id, query)
     if card is None:
         await message.answer(i18n.get("admin-user-not-found", query=query))
         return
@@ -283,16 +290,13 @@ async def user_button(
     bot: Bot,
     backend: BackendClient,
     profiles: ProfileCache,
-    settings: BotSettings,
+    admin_id: int,
     i18n: I18nContext,
 ) -> None:
-    if not is_admin(query.from_user.id, settings):
-        await refuse(query, i18n)
-        return
     try:
         card, notice = await apply(
             callback_data.action,
-            query.from_user.id,
+            admin_id,
             callback_data.user_id,
             bot,
             backend,
@@ -314,13 +318,10 @@ async def user_command(
     bot: Bot,
     backend: BackendClient,
     profiles: ProfileCache,
-    settings: BotSettings,
+    admin_id: int,
     i18n: I18nContext,
 ) -> None:
     """/grant <user> <days>, /revoke <user>, /block <user>, /unblock <user>."""
-    if message.from_user is None or not is_admin(message.from_user.id, settings):
-        await refuse(message, i18n)
-        return
     action = command.command.lower()
     args = (command.args or "").split()
     days = None
@@ -332,12 +333,12 @@ async def user_command(
     elif len(args) != 1:
         await message.answer(i18n.get("admin-target-usage", command=action))
         return
-    card = await find_card(backend, message.from_user.id, args[0])
+    card = await find_card(backend, admin_id, args[0])
     if card is None:
         await message.answer(i18n.get("admin-user-not-found", query=args[0]))
         return
     card, notice = await apply(
-        action, message.from_user.id, card.telegram_id, bot, backend, profiles, i18n, days
+        action, admin_id, card.telegram_id, bot, backend, profiles, i18n, days
     )
     text, keyboard = show_card(card, i18n)
     await message.answer(notice + "\n\n" + text, reply_markup=keyboard)
@@ -353,13 +354,10 @@ def prompt_title(audience: Audience, i18n: I18nContext, locale: str | None = Non
 async def broadcast_command(
     message: Message,
     command: CommandObject,
-    settings: BotSettings,
+    admin_id: int,
     i18n: I18nContext,
 ) -> None:
     """/broadcast all|vip|free: ask for the message to copy."""
-    if message.from_user is None or not is_admin(message.from_user.id, settings):
-        await refuse(message, i18n)
-        return
     audience = (command.args or "").strip().lower()
     if audience not in AUDIENCES:
         await message.answer(i18n.get("admin-broadcast-usage"))
@@ -390,14 +388,18 @@ def broadcast_reply(
 
 
 async def broadcast_preview(
-    message: Message, audience: Audience, bot: Bot, backend: BackendClient, i18n: I18nContext
+    message: Message,
+    audience: Audience,
+    admin_id: int,
+    bot: Bot,
+    backend: BackendClient,
+    i18n: I18nContext,
 ) -> None:
     """Show the message as recipients will see it, how many they are, and Send / Cancel."""
-    assert message.from_user is not None
     await bot.copy_message(
         chat_id=message.chat.id, from_chat_id=message.chat.id, message_id=message.message_id
     )
-    count = await backend.audience_count(message.from_user.id, audience)
+    count = await backend.audience_count(admin_id, audience)
     await message.answer(
         i18n.get(
             "admin-broadcast-preview", count=count, audience=i18n.get(f"admin-audience-{audience}")
@@ -411,23 +413,20 @@ async def broadcast_button(
     callback_data: BroadcastCB,
     backend: BackendClient,
     broadcasts: BroadcastRunner,
-    settings: BotSettings,
+    admin_id: int,
     i18n: I18nContext,
 ) -> None:
-    if not is_admin(query.from_user.id, settings):
-        await refuse(query, i18n)
-        return
     if callback_data.action == "drop":
         await edit_or_answer(query, i18n.get("admin-broadcast-dropped"), None)
         return
-    chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+    chat_id = query.message.chat.id if query.message is not None else admin_id
     # A second tap on Send (answered in turn, after the first) starts nothing new.
-    for earlier in await backend.broadcasts(query.from_user.id):
+    for earlier in await backend.broadcasts(admin_id):
         if (earlier.from_chat_id, earlier.message_id) == (chat_id, callback_data.message_id):
             await query.answer()
             return
     broadcast = await backend.create_broadcast(
-        query.from_user.id, callback_data.audience, chat_id, callback_data.message_id
+        admin_id, callback_data.audience, chat_id, callback_data.message_id
     )
     log.info("broadcast_confirmed", broadcast_id=broadcast.id, total=broadcast.total)
     await edit_or_answer(
@@ -442,19 +441,18 @@ async def broadcast_stop_button(
     query: CallbackQuery,
     callback_data: BroadcastStopCB,
     backend: BackendClient,
-    settings: BotSettings,
+    admin_id: int,
     i18n: I18nContext,
 ) -> None:
-    if not is_admin(query.from_user.id, settings):
-        await refuse(query, i18n)
-        return
-    await backend.cancel_broadcast(query.from_user.id, callback_data.broadcast_id)
+    await backend.cancel_broadcast(admin_id, callback_data.broadcast_id)
     await query.answer(i18n.get("admin-broadcast-stopping", id=str(callback_data.broadcast_id)))
 
 
 def create_router() -> Router:
     """The operators' handlers on a fresh router (one per dispatcher)."""
     router = Router(name="admin")
+    router.message.middleware(admin_only)
+    router.callback_query.middleware(admin_only)
     router.message.register(admin_command, Command("admin"))
     router.message.register(stats_command, Command("stats"))
     router.message.register(find_command, Command("find"))
