@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -43,6 +43,7 @@ from backend.services.providers.registry import ProviderRegistry
 from backend.services.sweeper import run_sweeper
 from backend.utils.exceptions import DomainError
 from backend.utils.logger import get_logger
+from backend.utils.metrics import BackendMetrics, MetricsMiddleware, metrics_of
 
 log = get_logger("backend.http")
 
@@ -88,7 +89,10 @@ def bind_state(
 
 
 def create_app(
-    settings: Settings, catalog: Catalog | None = None, clock: Clock = utcnow
+    settings: Settings,
+    catalog: Catalog | None = None,
+    clock: Clock = utcnow,
+    metrics: BackendMetrics | None = None,
 ) -> FastAPI:
     """Build the app; the engine is created in the lifespan, never at import."""
     catalog = catalog or load_catalog(settings.model_catalog_path)
@@ -127,6 +131,9 @@ def create_app(
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestLogMiddleware)
+    # Outermost: the time includes the body limit and the request log.
+    app.state.metrics = metrics = metrics or BackendMetrics()
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_error_handlers(app)
 
     api = APIRouter(
@@ -163,9 +170,18 @@ def create_app(
                 async with engine.connect() as conn:
                     await conn.execute(text("SELECT 1"))
         except (OSError, DBAPIError, PoolTimeout, TimeoutError):
+            metrics.database_up.set(0)
             body = HealthOut(status="unavailable", database="unavailable")
             return JSONResponse(body.model_dump(), status_code=503)
+        metrics.database_up.set(1)
         return JSONResponse(HealthOut(status="ok", database="ok").model_dump())
+
+    # Outside /api/v1 and without the token: nginx does not route it (see nginx/), so only a
+    # scraper on the services' network reaches it.
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_page() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
 
     return app
 
@@ -197,8 +213,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InterfaceError)
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(OSError)
-    async def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database_unavailable", error=type(exc).__name__)
+        metrics_of(request.app).database_errors.inc()
         return error_response(
             503,
             "database_unavailable",

@@ -42,6 +42,7 @@ from bot.services.claims import UpdateClaims, connect_redis
 from bot.utils.catalog import CatalogCache
 from bot.utils.i18n import LANGUAGES, create_i18n, language_of
 from bot.utils.logging import get_logger
+from bot.utils.metrics import BotMetrics, TelegramApiMetrics, UpdateMetricsMiddleware
 from bot.utils.telegram_limits import TelegramLimits
 
 log = get_logger("bot.main")
@@ -71,6 +72,7 @@ def create_bot(
     settings: BotSettings,
     session: AiohttpSession | None = None,
     limits: TelegramLimits | None = None,
+    metrics: BotMetrics | None = None,
 ) -> Bot:
     """A Bot pointed at Telegram or at TELEGRAM_API_BASE, with the outbound limiter."""
     api = (
@@ -84,11 +86,16 @@ def create_bot(
         default=DefaultBotProperties(link_preview=LinkPreviewOptions(is_disabled=True)),
     )
     bot.session.middleware(limits or TelegramLimits())
+    if metrics is not None:  # inside the limiter: every attempt of a retried call counts
+        bot.session.middleware(TelegramApiMetrics(metrics))
     return bot
 
 
 def create_dispatcher(
-    settings: BotSettings, backend: BackendClient, redis: Redis | None = None
+    settings: BotSettings,
+    backend: BackendClient,
+    redis: Redis | None = None,
+    metrics: BotMetrics | None = None,
 ) -> Dispatcher:
     """Routers, middlewares and collaborators; handlers receive these as parameters."""
     profiles = ProfileCache()
@@ -105,6 +112,7 @@ def create_dispatcher(
         queue=queue,
         claims=claims,
         broadcasts=broadcasts,
+        metrics=metrics or BotMetrics(),
     )
     i18n = create_i18n()
 
@@ -117,6 +125,8 @@ def create_dispatcher(
     # Order matters: copies this replica already has dropped first, then the place in the
     # user's queue (both before any await), then the claim shared by all replicas, then the
     # profile, then the language read from it.
+    # First of all: every update is timed and its log lines carry its request id.
+    dp.update.outer_middleware(UpdateMetricsMiddleware(dp["metrics"]))
     dp.update.outer_middleware(DeduplicationMiddleware(SeenUpdates()))
     dp.update.outer_middleware(
         OrderingMiddleware(queue, busy, answering_prefixes=(SwitchModelCB.__prefix__,))
@@ -161,16 +171,35 @@ def create_redis(settings: BotSettings) -> Redis | None:
     return connect_redis(settings.redis_url) if settings.redis_url else None
 
 
+async def serve_metrics(metrics: BotMetrics, host: str, port: int) -> web.AppRunner:
+    """A small HTTP server with /metrics and /health; the caller cleans the runner up."""
+    app = web.Application()
+    app.router.add_get("/metrics", metrics.page())
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app.router.add_get("/health", health)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
 async def run_polling(settings: BotSettings) -> None:
     backend = BackendClient(settings.backend_url, settings.internal_api_token.get_secret_value())
     redis = create_redis(settings)
-    bot = create_bot(settings)
-    dp = create_dispatcher(settings, backend, redis)
+    metrics = BotMetrics()
+    bot = create_bot(settings, metrics=metrics)
+    dp = create_dispatcher(settings, backend, redis, metrics)
+    # Polling needs no webhook port, so /metrics (and /health) are served there instead.
+    scrape = await serve_metrics(metrics, settings.bot_host, settings.bot_port)
     try:
         await bot.delete_webhook(drop_pending_updates=False)
         log.info("bot_polling")
         await dp.start_polling(bot, allowed_updates=ALLOWED_UPDATES, handle_signals=True)
     finally:
+        await scrape.cleanup()
         await backend.aclose()
         if redis is not None:
             await redis.aclose()
@@ -232,6 +261,8 @@ def create_webhook_app(
         return web.json_response({"status": "ok"})
 
     app.router.add_get("/health", health)
+    # Not routed by nginx: only a scraper on the services' network reaches it.
+    app.router.add_get("/metrics", dp["metrics"].page())
 
     async def on_startup(_app: web.Application) -> None:
         await bot.set_webhook(
@@ -266,8 +297,9 @@ def create_webhook_app(
 async def run_webhook(settings: BotSettings) -> None:
     backend = BackendClient(settings.backend_url, settings.internal_api_token.get_secret_value())
     redis = create_redis(settings)
-    bot = create_bot(settings)
-    dp = create_dispatcher(settings, backend, redis)
+    metrics = BotMetrics()
+    bot = create_bot(settings, metrics=metrics)
+    dp = create_dispatcher(settings, backend, redis, metrics)
     app = create_webhook_app(settings, bot, dp, backend, redis)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -17,6 +17,7 @@ from backend.services.providers.registry import ProviderRegistry
 from backend.services.subscription_service import SubscriptionService
 from backend.services.user_service import UserService
 from backend.utils.exceptions import DomainError
+from backend.utils.metrics import BackendMetrics, metrics_of
 
 
 class Unauthorized(DomainError):
@@ -98,7 +99,16 @@ async def get_chat_service(
 ) -> ChatService:
     sessions: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     providers: ProviderRegistry = request.app.state.providers
-    return ChatService(sessions, settings, catalog, providers, clock)
+    return ChatService(
+        sessions, settings, catalog, providers, clock, metrics=metrics_of(request.app)
+    )
 
 
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
+
+
+def get_metrics(request: Request) -> BackendMetrics:
+    return metrics_of(request.app)
+
+
+MetricsDep = Annotated[BackendMetrics, Depends(get_metrics)]

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from backend.api.dependencies import ClockDep, SessionDep, SettingsDep
+from backend.api.dependencies import ClockDep, MetricsDep, SessionDep, SettingsDep
 from backend.models.schemas import (
     AutoRenewIn,
     ChargeId,
@@ -29,9 +29,9 @@ router = APIRouter(prefix="/payments", tags=["payments"])
 
 
 async def get_payment_service(
-    session: SessionDep, settings: SettingsDep, clock: ClockDep
+    session: SessionDep, settings: SettingsDep, clock: ClockDep, metrics: MetricsDep
 ) -> PaymentService:
-    return PaymentService(session, settings, clock)
+    return PaymentService(session, settings, clock, metrics=metrics)
 
 
 Payments = Annotated[PaymentService, Depends(get_payment_service)]

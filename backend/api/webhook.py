@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
-from backend.api.dependencies import CatalogDep, ClockDep, SessionDep, SettingsDep
+from backend.api.dependencies import CatalogDep, ClockDep, MetricsDep, SessionDep, SettingsDep
 from backend.models.schemas import ErrorBody, PaymentEventIn, PaymentEventOut
 from backend.services.payment_service import PaymentService, verify_signature
 from backend.utils.exceptions import DomainError, WebhookNotConfigured
@@ -60,6 +60,7 @@ async def payment_event(
     settings: SettingsDep,
     catalog: CatalogDep,
     clock: ClockDep,
+    metrics: MetricsDep,
 ) -> PaymentEventOut:
     secret = settings.payment_webhook_secret.get_secret_value()
     if not secret:
@@ -80,4 +81,5 @@ async def payment_event(
         raise InvalidEvent(
             details=[{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         ) from None
-    return await PaymentService(session, settings, clock).apply_event(event, catalog)
+    payments = PaymentService(session, settings, clock, metrics=metrics)
+    return await payments.apply_event(event, catalog)

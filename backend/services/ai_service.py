@@ -63,6 +63,7 @@ from backend.services.providers.media import GeneratedImage
 from backend.services.providers.registry import ProviderRegistry
 from backend.services.user_service import require_user
 from backend.utils.exceptions import (
+    DomainError,
     DuplicateRequest,
     ImageGenerationUnavailable,
     ImagesNotSupported,
@@ -71,6 +72,7 @@ from backend.utils.exceptions import (
     VoiceUnavailable,
 )
 from backend.utils.logger import get_logger
+from backend.utils.metrics import BackendMetrics, discarded
 
 log = get_logger("backend.answers")
 
@@ -213,12 +215,15 @@ class ChatService:
         catalog: Catalog,
         providers: ProviderRegistry,
         clock: Clock = utcnow,
+        *,
+        metrics: BackendMetrics | None = None,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._catalog = catalog
         self._providers = providers
         self._clock = clock
+        self._metrics = metrics or discarded()
 
     def models(self) -> CatalogOut:
         """The menu with what is available now (a provider without a key is not)."""
@@ -363,6 +368,9 @@ class ChatService:
                 )
             except DuplicateRequest as duplicate:
                 return await self._replay(session, duplicate)
+            except DomainError as refusal:
+                self._metrics.answer_refused(entry.provider, entry.key, refusal.code)
+                raise
             instructions = self._instructions(user)
             question = incoming.question(user.language)
             pairs = (
@@ -445,6 +453,8 @@ class ChatService:
             is_vip=reservation.is_vip,
             document_truncated=prepared.document_truncated,
         )
+        # Every way out of here passes through _succeed or _settle_failure, which take it back.
+        self._metrics.answers_in_flight.inc()
         outcome = Outcome()
         try:
             async for event in self._produce(prepared, outcome):
@@ -583,6 +593,7 @@ class ChatService:
         return cost
 
     async def _succeed(self, prepared: PreparedAnswer, outcome: Outcome) -> DoneEvent:
+        self._metrics.answers_in_flight.dec()
         usage = outcome.usage
         text = "".join(outcome.text)
         reasoning = "".join(outcome.reasoning)
@@ -620,6 +631,22 @@ class ChatService:
             input_tokens=details["input_tokens"],
             output_tokens=details["output_tokens"],
             cost_usd=str(cost) if cost is not None else None,
+        )
+        log.info(
+            "provider_call",
+            provider=reservation.provider,
+            model=reservation.model,
+            latency_ms=latency_ms,
+            outcome="success",
+        )
+        self._metrics.answer_succeeded(
+            reservation.provider,
+            reservation.model,
+            latency_s=latency_ms / 1000,
+            ttft_s=outcome.first_token_ms / 1000 if outcome.first_token_ms is not None else None,
+            input_tokens=details["input_tokens"],
+            output_tokens=details["output_tokens"],
+            cost_usd=cost,
         )
         image = outcome.image
         return DoneEvent(
@@ -667,6 +694,14 @@ class ChatService:
             error_code=failure.code,
             refunded=refunded,
         )
+        log.info(
+            "provider_call",
+            provider=prepared.reservation.provider,
+            model=prepared.reservation.model,
+            latency_ms=self._elapsed_ms(prepared),
+            outcome=failure.code,
+        )
+        self._metrics.answer_failed(prepared.reservation.provider, prepared.reservation.model)
         return ErrorEvent(
             code=failure.code, message=failure.message, refunded=refunded, free_messages_left=left
         )
@@ -674,6 +709,7 @@ class ChatService:
     async def _settle_failure(
         self, prepared: PreparedAnswer, code: str, first_token_ms: int | None
     ) -> tuple[bool, int]:
+        self._metrics.answers_in_flight.dec()
         async with self._sessions() as session:
             settlement = await CreditService(session, self._clock).refund(
                 prepared.reservation.message_id,

@@ -41,6 +41,7 @@ from backend.services.clock import Clock, utcnow
 from backend.services.user_service import UserService, require_user
 from backend.utils.exceptions import BadSignature, DomainError, Forbidden, TransactionNotFound
 from backend.utils.logger import get_logger
+from backend.utils.metrics import BackendMetrics, discarded
 
 log = get_logger("backend.payments")
 
@@ -73,10 +74,18 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 class PaymentService:
     """Use cases of money. Each one commits once, at its end."""
 
-    def __init__(self, session: AsyncSession, settings: Settings, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        clock: Clock = utcnow,
+        *,
+        metrics: BackendMetrics | None = None,
+    ) -> None:
         self._session = session
         self._settings = settings
         self._clock = clock
+        self._metrics = metrics or discarded()
 
     def plan(self) -> PlanOut:
         s = self._settings
@@ -149,9 +158,9 @@ class PaymentService:
             return self._reject("offer_expired")
         return PreCheckoutOut(ok=True)
 
-    @staticmethod
-    def _reject(code: str) -> PreCheckoutOut:
+    def _reject(self, code: str) -> PreCheckoutOut:
         log.warning("pre_checkout_rejected", error_code=code)
+        self._metrics.payment_failed(code)
         return PreCheckoutOut(ok=False, error_code=code, message=REJECTIONS[code])
 
     async def record_payment(self, body: SuccessfulPaymentIn) -> PaymentOut:
@@ -207,6 +216,15 @@ class PaymentService:
             recurring=body.is_recurring,
             vip_extended=error is None,
         )
+        rail = (
+            PaymentRail.TELEGRAM_STARS if body.currency == STARS else PaymentRail.TELEGRAM_PROVIDER
+        )
+        renewed = body.is_recurring and not body.is_first_recurring
+        self._metrics.payment(
+            rail.value, "renewed" if renewed else "paid", body.currency, body.total_amount
+        )
+        if error is not None:
+            self._metrics.payment_failed(error)
         return PaymentOut(
             transaction_id=transaction_id,
             duplicate=False,
@@ -350,6 +368,7 @@ class PaymentService:
         )
         vip = await crud.vip_expires_at(self._session, transaction.user_id, now)
         log.info("payment_revoked", transaction_id=transaction.id)
+        self._metrics.payment(transaction.rail, "refunded")
         return RefundOut(refunded=True, telegram_id=telegram_id, vip_expires_at=vip)
 
     async def subscription(self, telegram_id: int) -> SubscriptionOut:
@@ -398,6 +417,7 @@ class PaymentService:
             await self._session.rollback()
             return PaymentEventOut(event_id=event.event_id, duplicate=True)
         charge = EXTERNAL_PREFIX + event.charge_id
+        recorded = False
         if event.type == "payment.succeeded":
             if await crud.get_user(self._session, event.telegram_id) is None:
                 # The money arrived for someone who never opened the bot: keep it on record.
@@ -425,7 +445,12 @@ class PaymentService:
                 await crud.extend_subscription(
                     self._session, user.id, timedelta(days=self._settings.vip_period_days), now
                 )
+                recorded = True
             await self._session.commit()
+            if recorded:
+                self._metrics.payment(
+                    PaymentRail.EXTERNAL.value, "paid", event.currency, event.amount
+                )
         else:
             # Nothing to refund for an unknown charge; the event is remembered either way.
             with contextlib.suppress(TransactionNotFound):

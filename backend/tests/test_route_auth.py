@@ -29,7 +29,8 @@ from backend.services.payment_service import sign
 from backend.tests.fixtures import TEST_TOKEN
 
 WEBHOOK = "/api/v1/webhooks/payments"
-PUBLIC = {("GET", "/health"), ("POST", WEBHOOK)}
+# /metrics is scraped on the internal network; nginx does not route it (tests/deploy).
+PUBLIC = {("GET", "/health"), ("GET", "/metrics"), ("POST", WEBHOOK)}
 # FastAPI's own pages: the schema and its viewers (see test_api_docs_are_off_in_production).
 DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 WEBHOOK_SECRET = "route-auth-webhook-secret"
@@ -91,8 +92,8 @@ def test_routes_are_found_in_the_app() -> None:
     assert len(PROTECTED) >= 15
 
 
-def test_only_health_and_the_webhook_go_without_the_token() -> None:
-    """Every route of the app depends on the token check, except these two (and the docs)."""
+def test_only_health_metrics_and_the_webhook_go_without_the_token() -> None:
+    """Every route of the app depends on the token check, except these three (and the docs)."""
     without = {(method, path) for method, path, needs in OPERATIONS if not needs}
     assert {(method, path) for method, path in without if path not in DOCS} == PUBLIC
 

@@ -5,6 +5,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import structlog
 from pydantic import ValidationError
 
 from bot.services.schemas import (
@@ -61,6 +62,13 @@ class BackendUnavailable(BackendError):
         super().__init__("backend_unavailable", message, status)
 
 
+async def tag_request_id(request: httpx.Request) -> None:
+    """Forward the update's request id, so the backend's log lines of this call carry it."""
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if request_id:
+        request.headers["X-Request-ID"] = str(request_id)
+
+
 class BackendClient:
     """Typed calls to the backend API, authenticated with the internal token."""
 
@@ -79,6 +87,7 @@ class BackendClient:
             headers={"Authorization": f"Bearer {token}"},
             timeout=httpx.Timeout(10.0, connect=3.0),
             transport=transport,
+            event_hooks={"request": [tag_request_id]},
         )
         self._answer_timeout = httpx.Timeout(answer_timeout_s, connect=3.0)
         # Every update waits for its claim: a slow backend must not hold them all up long.

@@ -18,7 +18,7 @@ from backend.services.providers.base import (
     Turn,
     Usage,
 )
-from backend.services.providers.client import as_int, read_field
+from backend.services.providers.client import as_int, read_field, request_id_headers
 from backend.services.providers.errors import Deadline, close_quietly
 
 
@@ -105,6 +105,7 @@ class ChatCompletionsAdapter:
             params["reasoning_effort"] = options["reasoning_effort"]
         if request.max_output_tokens is not None:
             params["max_tokens"] = request.max_output_tokens
+        params["extra_headers"] = request_id_headers()
         return params
 
     async def _whole(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:

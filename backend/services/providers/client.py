@@ -5,6 +5,7 @@ from typing import Any
 
 import httpx2
 import openai
+import structlog
 
 
 def build_client(
@@ -28,6 +29,15 @@ def build_client(
         timeout=timeout,
         http_client=http_client,
     )
+
+
+def request_id_headers() -> dict[str, str]:
+    """The request id of the call being served, for the SDK's `extra_headers`.
+
+    A provider's support can then find our request in its own logs.
+    """
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    return {"X-Request-ID": str(request_id)} if request_id else {}
 
 
 def read_field(obj: object, name: str) -> Any:

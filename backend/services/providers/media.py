@@ -8,7 +8,7 @@ import openai
 
 from backend.services.catalog import ImageGenerationEntry, TranscriptionEntry
 from backend.services.providers.base import ProviderError, Usage
-from backend.services.providers.client import as_int, read_field
+from backend.services.providers.client import as_int, read_field, request_id_headers
 from backend.services.providers.errors import Deadline
 
 IMAGE_MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
@@ -40,7 +40,9 @@ class Transcriber:
         deadline = Deadline(self.entry.timeout_s)
         result = await deadline.run(
             self._client.audio.transcriptions.create(
-                model=self.entry.api_model, file=(filename, data, media_type)
+                model=self.entry.api_model,
+                file=(filename, data, media_type),
+                extra_headers=request_id_headers(),
             )
         )
         text = read_field(result, "text")
@@ -70,6 +72,7 @@ class ImageGenerator:
                 size=self.entry.size,
                 quality=self.entry.quality,
                 n=1,
+                extra_headers=request_id_headers(),
             )
         )
         images = read_field(result, "data") or []

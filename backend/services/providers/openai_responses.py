@@ -16,7 +16,7 @@ from backend.services.providers.base import (
     TextDelta,
     Usage,
 )
-from backend.services.providers.client import as_int, read_field
+from backend.services.providers.client import as_int, read_field, request_id_headers
 from backend.services.providers.errors import Deadline, close_quietly, error_for_code
 
 _TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -231,6 +231,7 @@ class OpenAIResponsesAdapter:
             params["reasoning"] = (
                 {"effort": effort} if effort == "none" else {"effort": effort, "summary": "auto"}
             )
+        params["extra_headers"] = request_id_headers()
         return params
 
     async def _whole(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:

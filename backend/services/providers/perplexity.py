@@ -14,7 +14,7 @@ from backend.services.providers.base import (
     Source,
     Sources,
 )
-from backend.services.providers.client import read_field
+from backend.services.providers.client import read_field, request_id_headers
 from backend.services.providers.errors import (
     PROVIDER_FAILURES,
     Deadline,
@@ -141,6 +141,7 @@ class PerplexityAgentAdapter:
             params["instructions"] = request.instructions
         if request.max_output_tokens is not None:
             params["max_output_tokens"] = request.max_output_tokens
+        params["extra_headers"] = request_id_headers()
         return params
 
     def _final(self, response: object) -> list[ProviderEvent]:
