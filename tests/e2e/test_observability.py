@@ -1,5 +1,6 @@
 """What an operator sees of one journey: both /metrics move, one request id across the logs."""
 
+import asyncio
 import json
 
 import httpx
@@ -16,6 +17,19 @@ async def scrape(http: httpx.AsyncClient, url: str) -> dict[tuple[str, frozenset
         for family in text_string_to_metric_families(response.text)
         for sample in family.samples
     }
+
+
+async def scrape_once_settled(
+    http: httpx.AsyncClient, url: str, name: str, at_least: float, **labels: str
+) -> dict[tuple[str, frozenset], float]:
+    """Scrape until `name` reaches `at_least`: the bot counts an update after its handler
+    returns, which is just after the answer it sent reached the fake Bot API."""
+    for _ in range(100):
+        samples = await scrape(http, url)
+        if total(samples, name, **labels) >= at_least:
+            return samples
+        await asyncio.sleep(0.1)
+    return samples
 
 
 def total(samples: dict, name: str, **labels: str) -> float:
@@ -48,23 +62,30 @@ async def test_a_question_moves_both_metrics_and_keeps_one_request_id(
     await user.deliver(update)
     await user.next_message(lambda c: bool(c.buttons()))
 
-    backend_after = await scrape(system.http, system.backend_url)
-    bot_after = await scrape(system.http, system.bot_url)
+    updates = "pomogator_bot_updates_total"
+    handled = {"type": "message", "outcome": "handled"}
+    expected = 2 + total(bot_before, updates, **handled)
+    bot_after = await scrape_once_settled(system.http, system.bot_url, updates, expected, **handled)
+    http_count = "pomogator_http_request_duration_seconds_count"
+    messages = {"method": "POST", "route": "/api/v1/messages", "status": "200"}
+    backend_after = await scrape_once_settled(
+        system.http,
+        system.backend_url,
+        http_count,
+        1 + total(backend_before, http_count, **messages),
+        **messages,
+    )
     answers = "pomogator_answers_total"
     assert total(backend_after, answers, status="success") == 1 + total(
         backend_before, answers, status="success"
     )
-    http_count = "pomogator_http_request_duration_seconds_count"
-    messages = {"method": "POST", "route": "/api/v1/messages", "status": "200"}
     assert total(backend_after, http_count, **messages) == 1 + total(
         backend_before, http_count, **messages
     )
     assert total(backend_after, "pomogator_tokens_total") > total(
         backend_before, "pomogator_tokens_total"
     )
-    updates = "pomogator_bot_updates_total"
-    handled = {"type": "message", "outcome": "handled"}
-    assert total(bot_after, updates, **handled) >= 2 + total(bot_before, updates, **handled)
+    assert total(bot_after, updates, **handled) >= expected
     assert total(bot_after, "pomogator_bot_answers_in_flight") == 0
     assert total(backend_after, "pomogator_answers_in_flight") == 0
 
