@@ -58,6 +58,7 @@ async def test_forged_operator_button_from_a_user_changes_nothing(env, user_id):
 
 async def test_stats_button_shows_the_figures(env, user_id):
     await start_user(env, user_id)
+    await start_user(env, ADMIN_ID)  # the operator is a user too: counted before the figures
     stats = await env.backend.admin_stats(ADMIN_ID)
     await env.send(callback_update(ADMIN_ID, AdminMenuCB(action="stats").pack()))
     text = last_text(env)
