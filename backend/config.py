@@ -68,6 +68,8 @@ class Settings(DatabaseSettings):
     db_max_overflow: int = Field(default=20, ge=0, le=500)
     db_pool_timeout_s: float = Field(default=10.0, gt=0)
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
+    # A pooled connection idle this long is pinged before use (a restart may have closed it).
+    db_ping_idle_s: float = Field(default=1.0, ge=0)
     internal_api_token: SecretStr = SecretStr("")
     free_messages_limit: int = Field(default=10, ge=0, le=1_000_000)
     vip_period_days: int = Field(default=30, ge=1, le=3660)

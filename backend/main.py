@@ -34,7 +34,11 @@ from backend.api import (
 )
 from backend.api.dependencies import require_internal_token
 from backend.config import AppEnv, Settings
-from backend.database.session import create_engine, create_sessionmaker
+from backend.database.session import (
+    create_engine,
+    create_sessionmaker,
+    create_statement_sessionmaker,
+)
 from backend.models.schemas import ErrorBody, HealthOut
 from backend.services.catalog import Catalog, load_catalog
 from backend.services.clock import Clock, utcnow
@@ -83,6 +87,7 @@ def bind_state(
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.statement_sessionmaker = create_statement_sessionmaker(engine)
     app.state.catalog = catalog
     app.state.clock = clock
     app.state.providers = providers or ProviderRegistry({})

@@ -97,7 +97,8 @@ SubscriptionServiceDep = Annotated[SubscriptionService, Depends(get_subscription
 async def get_chat_service(
     request: Request, settings: SettingsDep, catalog: CatalogDep, clock: ClockDep
 ) -> ChatService:
-    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    # An answer is a few single statements (read, reserve, settle): no transactions around them.
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.statement_sessionmaker
     providers: ProviderRegistry = request.app.state.providers
     return ChatService(
         sessions, settings, catalog, providers, clock, metrics=metrics_of(request.app)

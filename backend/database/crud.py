@@ -4,8 +4,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, case, delete, func, literal_column, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Integer,
+    String,
+    Text,
+    case,
+    delete,
+    exists,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.models.database import (
@@ -403,3 +419,302 @@ async def recent_messages(session: AsyncSession, user_id: int) -> RecentMessages
         )
     ).one()
     return RecentMessages(int(row[0]), int(row[1]), float(row[2]), float(row[3]))
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerContext:
+    """What deciding on an answer needs about its user, read in one statement."""
+
+    user: User
+    messages_limit: int
+    messages_left: int
+    vip_expires_at: datetime | None
+    recent: RecentMessages | None  # only when asked for (fair-use limits are on)
+
+
+def _recent_columns(user_id: Any) -> Any:
+    minute, day = text("interval '1 minute'"), text("interval '1 day'")
+    return select(
+        func.count().filter(MessageLog.created_at > func.now() - minute).label("last_minute"),
+        func.count().label("last_day"),
+        func.coalesce(
+            func.extract(
+                "epoch",
+                func.min(MessageLog.created_at).filter(MessageLog.created_at > func.now() - minute)
+                + minute
+                - func.now(),
+            ),
+            0,
+        ).label("minute_frees_in_s"),
+        func.coalesce(
+            func.extract("epoch", func.min(MessageLog.created_at) + day - func.now()), 0
+        ).label("day_frees_in_s"),
+    ).where(MessageLog.user_id == user_id, MessageLog.created_at > func.now() - day)
+
+
+async def answer_context(
+    session: AsyncSession, telegram_id: int, now: datetime, *, with_recent: bool
+) -> AnswerContext | None:
+    """The user, their allowance, VIP expiry and (optionally) recent counts; None if unknown."""
+    vip = (
+        select(Subscription.expires_at)
+        .where(
+            Subscription.user_id == User.id,
+            Subscription.status.in_(VIP_STATES),
+            Subscription.expires_at > now,
+        )
+        .scalar_subquery()
+    )
+    columns: list[Any] = [User, Trial.messages_limit, Trial.messages_left, vip]
+    stmt = select(*columns).outerjoin(Trial, Trial.user_id == User.id)
+    if with_recent:
+        recent = _recent_columns(User.id).lateral("recent")
+        stmt = stmt.add_columns(*recent.c).join(recent, true())
+    stmt = stmt.where(User.telegram_id == telegram_id)
+    row = (await session.execute(stmt)).one_or_none()
+    if row is None:
+        return None
+    return AnswerContext(
+        user=row[0],
+        messages_limit=row[1] or 0,
+        messages_left=row[2] or 0,
+        vip_expires_at=row[3],
+        recent=RecentMessages(int(row[4]), int(row[5]), float(row[6]), float(row[7]))
+        if with_recent
+        else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    """The outcome of `reserve_message`: exactly one of the three cases holds."""
+
+    message_id: int | None  # opened (and charged, when asked to charge)
+    conversation_id: int | None
+    messages_left: int | None  # the balance after the charge
+    duplicate_id: int | None  # a message with this client id exists; nothing was done
+    history: list[tuple[str, str]]  # answered pairs of the conversation, newest first
+
+    @property
+    def quota_exhausted(self) -> bool:
+        return self.message_id is None and self.duplicate_id is None
+
+
+async def reserve_message(
+    session: AsyncSession, fields: NewMessage, *, history_limit: int = 0
+) -> Reserved:
+    """Open a pending message, taking `fields.credits` free messages when charged: one statement.
+
+    Duplicate check, conditional charge (`messages_left >= credits`, re-checked on the locked
+    row however many requests race), the conversation (started if the user has none), the
+    message, its ledger entry and the conversation's history, in a single round trip. Being one
+    statement it is atomic: a client id that wins a race at the same instant makes the
+    statement fail as a whole (`IntegrityError`), so nothing is taken then either.
+    """
+    uid = literal(fields.user_id, BigInteger)
+    credits = literal(fields.credits, Integer)
+    # Without a client id (API callers) there is nothing to be a duplicate of.
+    existing = (
+        select(MessageLog.id)
+        .where(
+            MessageLog.user_id == uid,
+            MessageLog.client_message_id == literal(fields.client_message_id, String),
+        )
+        .cte("existing")
+        if fields.client_message_id is not None
+        else None
+    )
+    no_duplicate = ~exists(existing.select()) if existing is not None else true()
+    newest = (
+        select(func.max(Conversation.id).label("id"))
+        .where(Conversation.user_id == uid)
+        .cte("newest")
+    )
+    started = (
+        insert(Conversation)
+        .from_select(["user_id"], select(uid).select_from(newest).where(newest.c.id.is_(None)))
+        .returning(Conversation.id)
+        .cte("started")
+    )
+    may_open = [no_duplicate]
+    taken = None
+    if fields.charged:
+        taken = (
+            update(Trial)
+            .where(Trial.user_id == uid, Trial.messages_left >= credits, no_duplicate)
+            .values(messages_left=Trial.messages_left - credits, updated_at=func.now())
+            .returning(Trial.messages_left)
+            .cte("taken")
+        )
+        may_open.append(exists(taken.select()))
+    conversation = func.coalesce(
+        select(newest.c.id).scalar_subquery(), select(started.c.id).scalar_subquery()
+    )
+    opened = (
+        insert(MessageLog)
+        .from_select(
+            [
+                "user_id",
+                "conversation_id",
+                "client_message_id",
+                "provider",
+                "model",
+                "api_model",
+                "request_text",
+                "status",
+                "charged",
+                "kind",
+                "credits",
+            ],
+            select(
+                uid,
+                conversation,
+                literal(fields.client_message_id, String),
+                literal(fields.provider, String),
+                literal(fields.model, String),
+                literal(fields.api_model, String),
+                literal(fields.request_text, Text),
+                literal(MessageStatus.PENDING.value, String),
+                literal(fields.charged, Boolean),
+                literal(fields.kind, String),
+                credits,
+            ).where(*may_open),
+        )
+        .returning(MessageLog.id, MessageLog.conversation_id)
+        .cte("opened")
+    )
+    past = (
+        select(
+            MessageLog.id,
+            func.coalesce(MessageLog.request_text, "").label("asked"),
+            func.coalesce(MessageLog.response_text, "").label("answered"),
+        )
+        .where(
+            MessageLog.conversation_id == select(newest.c.id).scalar_subquery(),
+            MessageLog.status == MessageStatus.SUCCESS.value,
+            # Pictures made on request are not part of what the chat models read back.
+            MessageLog.kind != MessageKind.IMAGE.value,
+        )
+        .order_by(MessageLog.id.desc())
+        .limit(history_limit)
+        .cte("past")
+    )
+    stmt = select(
+        select(opened.c.id).scalar_subquery(),
+        select(opened.c.conversation_id).scalar_subquery(),
+        select(taken.c.messages_left).scalar_subquery() if taken is not None else literal(None),
+        select(existing.c.id).scalar_subquery() if existing is not None else literal(None),
+        select(func.array_agg(aggregate_order_by(past.c.asked, past.c.id.desc())))
+        .scalar_subquery()
+        .label("asked"),
+        select(func.array_agg(aggregate_order_by(past.c.answered, past.c.id.desc())))
+        .scalar_subquery()
+        .label("answered"),
+    ).add_cte(started)
+    if taken is not None:
+        used = insert(CreditHistory).from_select(
+            ["user_id", "kind", "delta", "balance_after", "message_id"],
+            select(
+                uid,
+                literal(CreditKind.USE.value, String),
+                -credits,
+                taken.c.messages_left,
+                opened.c.id,
+            ).select_from(taken.join(opened, true())),
+        )
+        stmt = stmt.add_cte(used.cte("used"))
+    row = (await session.execute(stmt)).one()
+    asked, answered = row.asked or [], row.answered or []
+    return Reserved(
+        message_id=row[0],
+        conversation_id=row[1],
+        messages_left=row[2],
+        duplicate_id=row[3],
+        history=list(zip(asked, answered, strict=True)),
+    )
+
+
+async def settle_success(
+    session: AsyncSession, message_id: int, details: dict[str, Any] | None = None
+) -> int | None:
+    """Mark a pending message answered, storing `details`; the user's free messages left.
+
+    None when the message was not pending (settled before, or unknown): one statement, so a
+    commit and a refund racing settle it once.
+    """
+    settled = (
+        update(MessageLog)
+        .where(MessageLog.id == message_id, MessageLog.status == MessageStatus.PENDING.value)
+        .values(status=MessageStatus.SUCCESS.value, completed_at=func.now(), **(details or {}))
+        .returning(MessageLog.user_id)
+        .cte("settled")
+    )
+    left = select(Trial.messages_left).where(Trial.user_id == settled.c.user_id)
+    row = (
+        await session.execute(
+            select(settled.c.user_id, left.scalar_subquery()).select_from(settled)
+        )
+    ).one_or_none()
+    return None if row is None else int(row[1] or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Refunded:
+    charged: bool  # the message had taken free messages, now given back
+    messages_left: int
+
+
+async def settle_failure(
+    session: AsyncSession,
+    message_id: int,
+    error_code: str,
+    details: dict[str, Any] | None = None,
+) -> Refunded | None:
+    """Mark a pending message failed and give back what it took, with the ledger entry.
+
+    One statement (settle, give back, ledger); None when the message was not pending.
+    """
+    settled = (
+        update(MessageLog)
+        .where(MessageLog.id == message_id, MessageLog.status == MessageStatus.PENDING.value)
+        .values(
+            status=MessageStatus.FAILED.value,
+            error_code=error_code,
+            completed_at=func.now(),
+            **(details or {}),
+        )
+        .returning(MessageLog.id, MessageLog.user_id, MessageLog.charged, MessageLog.credits)
+        .cte("settled")
+    )
+    given = (
+        update(Trial)
+        .where(Trial.user_id == settled.c.user_id, settled.c.charged)
+        .values(
+            messages_left=func.greatest(Trial.messages_left + settled.c.credits, 0),
+            updated_at=func.now(),
+        )
+        .returning(Trial.messages_left)
+        .cte("given")
+    )
+    refund = insert(CreditHistory).from_select(
+        ["user_id", "kind", "delta", "balance_after", "message_id", "reason"],
+        select(
+            settled.c.user_id,
+            literal(CreditKind.REFUND.value, String),
+            settled.c.credits,
+            given.c.messages_left,
+            settled.c.id,
+            literal(error_code, String),
+        ).select_from(settled.join(given, true())),
+    )
+    unchanged = select(Trial.messages_left).where(Trial.user_id == settled.c.user_id)
+    stmt = (
+        select(
+            settled.c.charged,
+            func.coalesce(given.c.messages_left, unchanged.scalar_subquery(), 0),
+        )
+        .select_from(settled.outerjoin(given, true()))
+        .add_cte(refund.cte("refund"))
+    )
+    row = (await session.execute(stmt)).one_or_none()
+    return None if row is None else Refunded(charged=bool(row[0]), messages_left=int(row[1]))

@@ -334,8 +334,11 @@ class ChatService:
             )
         self._check_available(body.kind)
         incoming = await read_incoming(body, self._settings)
+        limits = FairUse(self._settings.user_messages_per_minute, self._settings.vip_daily_messages)
         async with self._sessions() as session:
-            user = await require_user(session, body.telegram_id)
+            credits = CreditService(session, self._clock, limits)
+            context = await credits.load_context(body.telegram_id)
+            user = context.user
             if user.blocked_at is not None:
                 raise UserBlocked
             entry = self._catalog.get(user.model) or self._catalog.default
@@ -351,10 +354,7 @@ class ChatService:
             generation = self._catalog.image_generation
             self._check_circuits(body.kind, entry)
             try:
-                limits = FairUse(
-                    self._settings.user_messages_per_minute, self._settings.vip_daily_messages
-                )
-                reservation = await CreditService(session, self._clock, limits).reserve(
+                reservation = await credits.reserve(
                     body.telegram_id,
                     provider=generation.provider if picture and generation else entry.provider,
                     model="image" if picture else entry.key,
@@ -364,22 +364,18 @@ class ChatService:
                     kind=body.kind,
                     credits=self._settings.picture_credits if picture else 1,
                     vip_only=picture and self._settings.picture_vip_only,
-                    user=user,
+                    context=context,
+                    # Pictures made on request do not read the conversation back.
+                    history_limit=0 if picture else HISTORY_ROWS + 1,
                 )
             except DuplicateRequest as duplicate:
-                return await self._replay(session, duplicate)
+                return await self._replay(duplicate, context)
             except DomainError as refusal:
                 self._metrics.answer_refused(entry.provider, entry.key, refusal.code)
                 raise
             instructions = self._instructions(user)
             question = incoming.question(user.language)
-            pairs = (
-                []
-                if picture
-                else await crud.history(
-                    session, reservation.conversation_id, reservation.message_id, HISTORY_ROWS + 1
-                )
-            )
+        pairs = list(reservation.history)
         prepared = PreparedAnswer(
             reservation=reservation,
             entry=entry,
@@ -420,14 +416,12 @@ class ChatService:
             timeout_s=entry.timeout_s,
         )
 
-    async def _replay(self, session: AsyncSession, duplicate: DuplicateRequest) -> Replay:
+    async def _replay(self, duplicate: DuplicateRequest, context: crud.AnswerContext) -> Replay:
         message = duplicate.existing
         if message is None or message.status != MessageStatus.SUCCESS.value:
             raise duplicate
-        trial = await crud.get_trial(session, message.user_id)
-        vip = await crud.vip_expires_at(session, message.user_id, self._clock())
-        left = trial.messages_left if trial else 0
-        return Replay(answer=stored_answer(message, left, vip is not None))
+        is_vip = context.vip_expires_at is not None
+        return Replay(answer=stored_answer(message, context.messages_left, is_vip))
 
     async def events(self, prepared: PreparedAnswer | Replay) -> AsyncIterator[BaseModel]:
         """The answer as a stream of events: start, deltas..., then done or error."""

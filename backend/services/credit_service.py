@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.database import crud
-from backend.models.database import MessageLog, User
+from backend.models.database import MessageLog
 from backend.models.enums import CreditKind, MessageKind, MessageStatus
 from backend.models.schemas import CreditsOut, LedgerEntry, TrialOut
 from backend.services.clock import Clock, utcnow
@@ -20,6 +20,7 @@ from backend.utils.exceptions import (
     RateLimited,
     ReservationClosed,
     ReservationNotFound,
+    UserNotFound,
     VipRequired,
 )
 
@@ -45,6 +46,8 @@ class Reservation:
     free_messages_left: int
     is_vip: bool
     credits: int = 1  # free messages taken (when charged)
+    # Answered (question, answer) pairs before this message, newest first, when asked for.
+    history: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,106 +83,107 @@ class CreditService:
         kind: MessageKind = MessageKind.TEXT,
         credits: int = 1,
         vip_only: bool = False,
-        user: User | None = None,
+        context: crud.AnswerContext | None = None,
+        history_limit: int = 0,
     ) -> Reservation:
         """Open a message in the current conversation, taking `credits` free messages unless VIP.
 
-        The free messages are taken by one conditional UPDATE, so however many requests race,
-        no more succeed than messages were left; the rest get `QuotaExhausted`. A repeated
-        `client_message_id` raises `DuplicateRequest` and takes nothing. `user`, when the
-        caller has already loaded it in this session, saves reading it again. `vip_only`
-        refuses (`VipRequired`) a user who is not VIP.
+        The free messages are taken by one conditional statement, so however many requests
+        race, no more succeed than messages were left; the rest get `QuotaExhausted`. A
+        repeated `client_message_id` raises `DuplicateRequest` and takes nothing. `context`,
+        when the caller has already read it (`load_context`), saves reading it again.
+        `vip_only` refuses (`VipRequired`) a user who is not VIP. With `history_limit`, the
+        reservation carries that many answered pairs of the conversation, newest first.
         """
-        if user is None:
-            user = await require_user(self._session, telegram_id)
+        if context is None:
+            context = await self.load_context(telegram_id)
+        user = context.user
         user_id = user.id
-        if client_message_id is not None:
-            existing = await crud.message_by_client_id(self._session, user.id, client_message_id)
-            if existing is not None:
-                raise DuplicateRequest(message=existing)
-        quota = await quota_state(self._session, user, self._clock())
-        if vip_only and not quota.is_vip:
-            await self._session.rollback()
+        is_vip = context.vip_expires_at is not None
+        if vip_only and not is_vip:
             raise VipRequired(vip_available=True)
-        await self._check_fair_use(user.id, quota.is_vip)
-        charged = not quota.is_vip
-        left = quota.messages_left
-        if charged:
-            taken = await crud.take_free_messages(self._session, user.id, credits)
-            if taken is None:
-                await self._session.rollback()
-                raise QuotaExhausted(
-                    messages_limit=quota.messages_limit,
-                    vip_available=True,
-                    free_messages_left=left,
-                    credits_needed=credits,
-                )
-            left = taken
-        conversation_id = await crud.current_conversation_id(self._session, user.id)
+        self._check_fair_use(context.recent, is_vip)
+        charged = not is_vip
+        fields = crud.NewMessage(
+            user_id=user_id,
+            provider=provider or user.provider,
+            model=model or user.model,
+            api_model=api_model,
+            charged=charged,
+            request_text=request_text,
+            client_message_id=client_message_id,
+            kind=kind.value,
+            credits=credits,
+        )
         try:
-            message = await crud.open_message(
-                self._session,
-                crud.NewMessage(
-                    user_id=user.id,
-                    conversation_id=conversation_id,
-                    provider=provider or user.provider,
-                    model=model or user.model,
-                    api_model=api_model,
-                    charged=charged,
-                    request_text=request_text,
-                    client_message_id=client_message_id,
-                    kind=kind.value,
-                    credits=credits,
-                ),
+            reserved = await crud.reserve_message(
+                self._session, fields, history_limit=history_limit
             )
         except IntegrityError:
-            # The same client message id won a race a moment ago: nothing was taken. (The
-            # failed flush and the rollback expire `user`: its id was kept before.)
+            # The same client message id won a race a moment ago: the statement failed as a
+            # whole, so nothing was taken.
             await self._session.rollback()
             assert client_message_id is not None
             existing = await crud.message_by_client_id(self._session, user_id, client_message_id)
             raise DuplicateRequest(message=existing) from None
-        if charged:
-            await crud.add_ledger_entry(
-                self._session,
-                user_id=user.id,
-                kind=CreditKind.USE,
-                delta=-credits,
-                balance_after=left,
-                message_id=message.id,
+        if reserved.duplicate_id is not None:
+            raise DuplicateRequest(
+                message=await crud.get_message(self._session, reserved.duplicate_id)
+            )
+        if reserved.quota_exhausted:
+            await self._session.rollback()
+            raise QuotaExhausted(
+                messages_limit=context.messages_limit,
+                vip_available=True,
+                free_messages_left=context.messages_left,
+                credits_needed=credits,
             )
         await self._session.commit()
+        assert reserved.message_id is not None and reserved.conversation_id is not None
         return Reservation(
-            message_id=message.id,
-            user_id=user.id,
-            conversation_id=conversation_id,
-            provider=message.provider,
-            model=message.model,
+            message_id=reserved.message_id,
+            user_id=user_id,
+            conversation_id=reserved.conversation_id,
+            provider=fields.provider,
+            model=fields.model,
             charged=charged,
-            free_messages_left=left,
-            is_vip=quota.is_vip,
+            free_messages_left=reserved.messages_left
+            if reserved.messages_left is not None
+            else context.messages_left,
+            is_vip=is_vip,
             credits=credits,
+            history=tuple(reserved.history),
         )
 
-    async def _check_fair_use(self, user_id: int, is_vip: bool) -> None:
+    async def load_context(self, telegram_id: int) -> crud.AnswerContext:
+        """The user and their allowance, as `reserve` needs them, or `UserNotFound`."""
+        limits = self._limits
+        context = await crud.answer_context(
+            self._session,
+            telegram_id,
+            self._clock(),
+            with_recent=bool(limits.per_minute or limits.vip_per_day),
+        )
+        if context is None:
+            raise UserNotFound(telegram_id=telegram_id)
+        return context
+
+    def _check_fair_use(self, recent: crud.RecentMessages | None, is_vip: bool) -> None:
         """Refuse a user sending faster than the per-minute limit, or a VIP past the day's cap.
 
         A soft limit (counted, not reserved): requests racing in the same instant may pass
         it together; the free allowance stays the hard limit for free users.
         """
         per_minute, per_day = self._limits.per_minute, self._limits.vip_per_day if is_vip else 0
-        if not per_minute and not per_day:
+        if recent is None or (not per_minute and not per_day):
             return
-        recent = await crud.recent_messages(self._session, user_id)
         if per_minute and recent.last_minute >= per_minute:
-            await self._session.rollback()
             raise RateLimited(
                 f"More than {per_minute} messages a minute; wait a moment.",
                 limit=per_minute,
                 retry_after_s=max(1, round(recent.minute_frees_in_s)),
             )
         if per_day and recent.last_day >= per_day:
-            await self._session.rollback()
             raise FairUseExceeded(
                 f"The fair-use limit of {per_day} messages a day is reached.",
                 limit=per_day,
@@ -189,42 +193,32 @@ class CreditService:
 
     async def commit(self, message_id: int, details: dict[str, Any] | None = None) -> Settlement:
         """The answer was delivered: the reserved message stays spent; `details` are stored."""
-        message = await crud.settle_message(
-            self._session, message_id, MessageStatus.SUCCESS, details=details
-        )
-        if message is None:
+        left = await crud.settle_success(self._session, message_id, details)
+        if left is None:
             await self._raise_unsettleable(message_id)
-        assert message is not None
-        trial = await crud.get_trial(self._session, message.user_id)
+        assert left is not None
         await self._session.commit()
         return Settlement(
             message_id=message_id,
             status=MessageStatus.SUCCESS,
             refunded=False,
-            free_messages_left=trial.messages_left if trial else 0,
+            free_messages_left=left,
         )
 
     async def refund(
         self, message_id: int, error_code: str, details: dict[str, Any] | None = None
     ) -> Settlement:
         """The answer failed: give the reserved message back, exactly once."""
-        message = await crud.settle_message(
-            self._session, message_id, MessageStatus.FAILED, error_code=error_code, details=details
-        )
-        if message is None:
+        refunded = await crud.settle_failure(self._session, message_id, error_code, details)
+        if refunded is None:
             await self._raise_unsettleable(message_id)
-        assert message is not None
-        if message.charged:
-            left = await self._give_back(message, error_code)
-        else:
-            trial = await crud.get_trial(self._session, message.user_id)
-            left = trial.messages_left if trial else 0
+        assert refunded is not None
         await self._session.commit()
         return Settlement(
             message_id=message_id,
             status=MessageStatus.FAILED,
-            refunded=message.charged,
-            free_messages_left=left,
+            refunded=refunded.charged,
+            free_messages_left=refunded.messages_left,
         )
 
     async def refund_abandoned(self, older_than: timedelta, limit: int = 100) -> int:
