@@ -4,8 +4,10 @@ Each scenario gets a fresh system (`running_system`): new fakes, a new database 
 own PostgreSQL server (started once per run, with pg_stat_statements preloaded), and new
 `python -m backend` / `python -m bot` processes in webhook mode, configured as in production
 (stream interval, Redis claims when a Redis answers on 127.0.0.1:6379) except for the fakes'
-addresses. Updates are POSTed to the bot's webhook by the fake Telegram, with the secret header
-and at most `max_connections` (40, Telegram's default) at a time, as Telegram delivers them.
+addresses and, where the fake Bot API has no flood control, the bot's own Telegram limiter
+(`BOT_ENV` in bench/scenarios.py). Updates are POSTed to the bot's webhook by the fake
+Telegram, with the secret header and at most `max_connections` (40, Telegram's default) at a
+time, as Telegram delivers them.
 """
 
 import asyncio

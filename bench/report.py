@@ -1,6 +1,7 @@
 """Run the scenarios against one PostgreSQL server and render the table."""
 
 import asyncio
+import dataclasses
 import sys
 import tempfile
 import time
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.harness import bench_postgres, machine, redis_answers
-from bench.scenarios import SCENARIOS, Context, Figure, Options
+from bench.scenarios import BOT_ENV, SCENARIOS, Context, Figure, Options, limiter_setting
 
 
 @dataclass
@@ -42,6 +43,7 @@ async def run(
                 "postgres": f"PostgreSQL {postgres.version} (own server, fsync on)",
                 "claims": "Redis 127.0.0.1:6379" if options.redis else "PostgreSQL (no Redis)",
                 "services": "1 backend + 1 bot process, production settings, LOG_LEVEL=WARNING",
+                "bot's Telegram limiter": limiters(names),  # lifted where the fake has none
             },
         )
         with tempfile.TemporaryDirectory(prefix="pomogator-bench-") as workdir:
@@ -51,7 +53,8 @@ async def run(
                 if progress:
                     print(f"bench: {name}...", file=sys.stderr, flush=True)
                 try:
-                    report.figures += await SCENARIOS[name](context)
+                    scenario = dataclasses.replace(context, bot_env=BOT_ENV.get(name, {}))
+                    report.figures += await SCENARIOS[name](scenario)
                 except Exception as exc:  # one broken scenario must not hide the others' figures
                     report.failed[name] = f"{type(exc).__name__}: {exc}"
                     if progress:
@@ -61,6 +64,15 @@ async def run(
                     print(f"bench: {name} took {took:.0f} s", file=sys.stderr, flush=True)
     report.seconds = time.monotonic() - started
     return report
+
+
+def limiters(names: list[str]) -> str:
+    """Which limiter settings these scenarios run with: "overhead, crowd: 1000/s ... / ..."."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(limiter_setting(BOT_ENV.get(name, {})), []).append(name)
+    # " / ", not "; ": the heading already separates its items with semicolons.
+    return " / ".join(f"{', '.join(group)}: {setting}" for setting, group in groups.items())
 
 
 def _value(figure: Figure) -> str:

@@ -20,6 +20,7 @@ from bench.harness import (
     running_system,
     sampling,
 )
+from bot.config import BotSettings
 
 
 @dataclass
@@ -73,23 +74,56 @@ class Options:
         )
 
 
+# Where the fake Bot API enforces no flood control the figures are about our code, not about
+# Telegram's limit: the bot's own limiter is lifted as far as its settings go. The others
+# (hygiene, where the fake enforces Telegram's limits; first-text; db-work) run with the bot's
+# defaults, as in production.
+LIFTED_LIMITS = {
+    "TELEGRAM_GLOBAL_RATE": "1000",
+    "TELEGRAM_GLOBAL_BURST": "1000",
+    "TELEGRAM_PER_CHAT_RATE": "1000",
+}
+BOT_ENV: dict[str, dict[str, str]] = {
+    "overhead": LIFTED_LIMITS,
+    "ceiling": LIFTED_LIMITS,
+    "crowd": LIFTED_LIMITS,
+}
+
+
+def limiter_setting(bot_env: dict[str, str]) -> str:
+    """The bot's outbound limiter under this environment: "30/s global (burst 30), ..."."""
+
+    def value(name: str) -> float:
+        default = BotSettings.model_fields[name.lower()].default
+        return float(bot_env.get(name, default))
+
+    return (
+        f"{value('TELEGRAM_GLOBAL_RATE'):g}/s global"
+        f" (burst {value('TELEGRAM_GLOBAL_BURST'):g}),"
+        f" {value('TELEGRAM_PER_CHAT_RATE'):g}/s per chat"
+    )
+
+
 @dataclass
 class Context:
     postgres: BenchPostgres
     workdir: Path
     options: Options
+    bot_env: dict[str, str] = field(default_factory=dict)  # the scenario's (BOT_ENV)
 
     def system(
         self,
         on_start: Callable[[BenchProviders, BenchTelegram], None] | None = None,
         **kwargs: Any,
     ) -> contextlib.AbstractAsyncContextManager[System]:
+        bot_env = self.bot_env | kwargs.pop("bot_env", {})
         return running_system(
             self.postgres,
             self.workdir,
             redis=self.options.redis,
             on_start=on_start,
             profile_dir=self.options.profile_dir,
+            bot_env=bot_env,
             **kwargs,
         )
 

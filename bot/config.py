@@ -68,6 +68,15 @@ class BotSettings(BaseSettings):
     stream_interval_s: float = Field(default=1.0, gt=0, le=10)
     max_waiting_per_user: int = Field(default=5, ge=0, le=100)
     shutdown_grace_s: float = Field(default=25.0, ge=0, le=600)
+    # Messages (and edits, drafts) per second to all chats: Telegram allows about 30, up to
+    # 1000 with paid broadcasts. The burst is how many may go at once after a quiet spell.
+    telegram_global_rate: float = Field(default=30.0, gt=0, le=1000)
+    telegram_global_burst: int = Field(default=30, ge=1, le=1000)
+    # New messages per second to one chat (Telegram: about 1; edits and drafts are not counted).
+    telegram_per_chat_rate: float = Field(default=1.0, gt=0, le=1000)
+    # Streaming answers open at once to the backend (each holds a connection for its length);
+    # short calls (profile, claim) have a pool of their own and never wait behind them.
+    backend_max_streams: int = Field(default=5000, ge=1)
     # Broadcast copies per second, under Telegram's ~30/s for the whole bot (answers go on).
     broadcast_per_second: float = Field(default=20.0, gt=0, le=30)
     log_level: str = "INFO"

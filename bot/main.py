@@ -85,10 +85,28 @@ def create_bot(
         session=session or AiohttpSession(api=api),
         default=DefaultBotProperties(link_preview=LinkPreviewOptions(is_disabled=True)),
     )
-    bot.session.middleware(limits or TelegramLimits())
+    bot.session.middleware(limits or create_limits(settings))
     if metrics is not None:  # inside the limiter: every attempt of a retried call counts
         bot.session.middleware(TelegramApiMetrics(metrics))
     return bot
+
+
+def create_limits(settings: BotSettings) -> TelegramLimits:
+    """The outbound limiter at the configured global and per-chat rates."""
+    return TelegramLimits(
+        global_rate=settings.telegram_global_rate,
+        global_burst=settings.telegram_global_burst,
+        per_chat_rate=settings.telegram_per_chat_rate,
+    )
+
+
+def create_backend(settings: BotSettings) -> BackendClient:
+    """The backend client, with room for BACKEND_MAX_STREAMS answers streaming at once."""
+    return BackendClient(
+        settings.backend_url,
+        settings.internal_api_token.get_secret_value(),
+        max_streams=settings.backend_max_streams,
+    )
 
 
 def create_dispatcher(
@@ -187,7 +205,7 @@ async def serve_metrics(metrics: BotMetrics, host: str, port: int) -> web.AppRun
 
 
 async def run_polling(settings: BotSettings) -> None:
-    backend = BackendClient(settings.backend_url, settings.internal_api_token.get_secret_value())
+    backend = create_backend(settings)
     redis = create_redis(settings)
     metrics = BotMetrics()
     bot = create_bot(settings, metrics=metrics)
@@ -295,7 +313,7 @@ def create_webhook_app(
 
 
 async def run_webhook(settings: BotSettings) -> None:
-    backend = BackendClient(settings.backend_url, settings.internal_api_token.get_secret_value())
+    backend = create_backend(settings)
     redis = create_redis(settings)
     metrics = BotMetrics()
     bot = create_bot(settings, metrics=metrics)

@@ -32,6 +32,7 @@ from bot.utils.render import (
     render_quote,
     shorten,
 )
+from bot.utils.telegram_limits import DraftSkipped
 
 log = get_logger("bot.chat")
 
@@ -79,12 +80,18 @@ class LiveAnswer:
             or (not force and now - self._last_shown < self._interval)
         ):
             return
+        shown_before = self._last_shown, self._shown
         self._last_shown, self._shown = now, text
         if self._use_drafts:
             try:
                 await self._bot.send_message_draft(
                     chat_id=self._chat_id, draft_id=self._draft_id, text=text
                 )
+                return
+            except DraftSkipped:
+                # Final messages had the budget; this text was not shown, so the next update
+                # tries again (a skipped "thinking" is covered by the typing action).
+                self._last_shown, self._shown = shown_before
                 return
             except TelegramBadRequest as exc:
                 log.info("drafts_unavailable", error=str(exc))

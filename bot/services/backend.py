@@ -78,23 +78,48 @@ class BackendClient:
         token: str,
         *,
         answer_timeout_s: float = 960.0,
+        max_connections: int = 100,
+        max_streams: int = 5000,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        def client(timeout: httpx.Timeout, limits: httpx.Limits) -> httpx.AsyncClient:
+            # `limits` shape the default transport; an injected one (tests) is used as is.
+            return httpx.AsyncClient(
+                base_url=base_url,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=timeout,
+                limits=limits,
+                transport=transport,
+                event_hooks={"request": [tag_request_id]},
+            )
+
         # Answers can take minutes (deep research): the read timeout is long, the connect
         # timeout short so an unreachable backend is reported within seconds.
-        self._http = httpx.AsyncClient(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=httpx.Timeout(10.0, connect=3.0),
-            transport=transport,
-            event_hooks={"request": [tag_request_id]},
-        )
         self._answer_timeout = httpx.Timeout(answer_timeout_s, connect=3.0)
+        # Short calls and streaming answers have pools of their own: each answer holds its
+        # connection for its whole length, and with one shared pool a crowd of answers left
+        # the profile lookups and claims of new messages waiting for a connection until
+        # they timed out.
+        self._http = client(
+            httpx.Timeout(10.0, connect=3.0),
+            httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        )
+        self._streams = client(
+            self._answer_timeout,
+            httpx.Limits(
+                max_connections=max_streams, max_keepalive_connections=min(max_streams, 100)
+            ),
+        )
         # Every update waits for its claim: a slow backend must not hold them all up long.
         self._claim_timeout = httpx.Timeout(5.0, connect=3.0)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        try:
+            await self._streams.aclose()
+        finally:
+            await self._http.aclose()
 
     async def register(
         self,
@@ -168,9 +193,7 @@ class BackendClient:
                 "filename": stored(attachment.filename, 255) or None
             }
         try:
-            async with self._http.stream(
-                "POST", "/api/v1/messages", json=body, timeout=self._answer_timeout
-            ) as response:
+            async with self._streams.stream("POST", "/api/v1/messages", json=body) as response:
                 if response.status_code != 200:
                     await response.aread()
                     raise self._error(response)

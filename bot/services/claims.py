@@ -24,7 +24,7 @@ import asyncio
 import time
 from typing import Protocol
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -41,15 +41,23 @@ class UpdateClaimBackend(Protocol):
     async def claim_update(self, update_id: int) -> bool: ...
 
 
-def connect_redis(url: str, timeout_s: float = 0.5) -> Redis:
-    """A Redis client that fails fast: no retries, sub-second timeouts (the fallback waits)."""
-    return Redis.from_url(
+def connect_redis(url: str, timeout_s: float = 0.5, max_connections: int = 100) -> Redis:
+    """A Redis client that fails fast: no retries, sub-second timeouts (the fallback waits).
+
+    When all `max_connections` are busy a claim waits (up to `timeout_s`) for one to come
+    free: redis-py's default pool raises at once instead, which under a crowd of updates
+    marked a healthy Redis as down.
+    """
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=timeout_s,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), retries=0),
         health_check_interval=30,
     )
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it too
 
 
 class UpdateClaims:

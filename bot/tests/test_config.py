@@ -57,3 +57,28 @@ def test_empty_webhook_cert_means_no_certificate():
 def test_missing_webhook_cert_is_refused_at_start(tmp_path):
     with pytest.raises(ValidationError, match="webhook_cert"):
         make(**GOOD, webhook_cert=str(tmp_path / "missing.pem"))
+
+
+def test_telegram_limits_default_to_telegrams_own():
+    settings = make(**GOOD)
+    assert (settings.telegram_global_rate, settings.telegram_global_burst) == (30, 30)
+    assert settings.telegram_per_chat_rate == 1
+
+
+def test_global_rate_may_be_raised_to_telegrams_paid_maximum():
+    assert make(**GOOD, telegram_global_rate=1000).telegram_global_rate == 1000
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"telegram_global_rate": 0},
+        {"telegram_global_rate": 1001},
+        {"telegram_global_burst": 0},
+        {"telegram_per_chat_rate": 0},
+        {"backend_max_streams": 0},
+    ],
+)
+def test_limits_that_could_not_work_are_refused(override):
+    with pytest.raises(ValidationError, match=next(iter(override))):
+        make(**GOOD, **override)

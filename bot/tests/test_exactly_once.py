@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 from structlog.testing import capture_logs
 
-from bot.services.claims import connect_redis
+from bot.services.claims import UpdateClaims, connect_redis
 from bot.tests.conftest import BotEnv, backend_client, replica
 from bot.tests.telegram import message_update
 from bot.tests.test_payments import open_offer, paid_update
@@ -236,3 +236,20 @@ async def test_without_any_claim_a_chat_redelivery_is_still_charged_and_answered
             replicas, backend, fake_providers, user_id, "answered once"
         )
         assert [e["event"] for e in logs].count("update_claim_failed") == 2  # one per replica
+
+
+async def test_a_crowd_of_claims_waits_for_a_free_redis_connection(redis_prefix):
+    # redis-py's default pool raised MaxConnectionsError past its size, so a crowd of updates
+    # took a healthy Redis for down and every replica fell back to the backend for 30 s.
+    redis = connect_redis(REDIS_URL, max_connections=2)
+    claims = UpdateClaims(ClaimsDown(), redis, prefix=redis_prefix)
+    try:
+        with capture_logs() as logs:
+            claimed = await asyncio.gather(*(claims.claim(number) for number in range(50)))
+        assert all(claimed)
+        assert not claims.redis_down
+        assert "redis_unavailable" not in [e["event"] for e in logs]
+        keys = [f"{redis_prefix}update:{number}" for number in range(50)]
+        assert await redis.exists(*keys) == 50  # claimed in Redis, not by the fallback
+    finally:
+        await redis.aclose()

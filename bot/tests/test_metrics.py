@@ -49,7 +49,8 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 async def metered(settings, catalog, engine, fake_providers) -> AsyncIterator[MeteredBot]:
     async with backend_client(settings, catalog, engine, fake_providers) as backend:
         seen: list[str] = []
-        backend._http._transport = RecordingTransport(backend._http._transport, seen)
+        for http in (backend._http, backend._streams):  # short calls and streamed answers
+            http._transport = RecordingTransport(http._transport, seen)
         telegram = RecordingSession()
         config = bot_settings()  # no admins: no broadcast runner calling in the background
         limits = TelegramLimits(per_chat_rate=1000, per_chat_burst=1000, sleep=no_sleep)

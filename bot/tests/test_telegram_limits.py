@@ -10,9 +10,12 @@ import pytest
 from aiogram import Bot
 from aiogram.client.session.base import BaseSession
 from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
-from aiogram.methods import GetMe, SendMessage, TelegramMethod
+from aiogram.methods import GetMe, SendMessage, SendMessageDraft, TelegramMethod
 
-from bot.utils.telegram_limits import TelegramLimits
+from bot.handlers.chat import LiveAnswer
+from bot.main import create_bot
+from bot.tests.conftest import bot_settings
+from bot.utils.telegram_limits import DraftSkipped, TelegramLimits
 
 Reply = tuple[int, dict[str, Any]]
 
@@ -60,6 +63,14 @@ class RecordingSession(BaseSession):
     @property
     def chats(self) -> list[Any]:
         return [getattr(method, "chat_id", None) for _, method in self.requests]
+
+    @property
+    def names(self) -> list[str]:
+        return [type(method).__name__ for _, method in self.requests]
+
+    @property
+    def drafts(self) -> list[str]:
+        return [m.text for _, m in self.requests if isinstance(m, SendMessageDraft)]
 
 
 def success(method: TelegramMethod[Any]) -> dict[str, Any]:
@@ -214,3 +225,124 @@ async def test_per_chat_limiters_are_bounded(make_bot):
         await bot.send_message(chat, "hi")
 
     assert limits.tracked_chats == 3
+
+
+# --- drafts: best-effort, final messages first -------------------------------------------------
+
+
+async def draft(bot: Bot, chat_id: int = 42, text: str = "Thinking…") -> None:
+    await bot.send_message_draft(chat_id=chat_id, draft_id=1, text=text)
+
+
+async def test_draft_is_skipped_at_once_when_the_global_budget_is_spent(make_bot):
+    bot, session, limits = make_bot(global_rate=1.0, global_burst=1)
+    await bot.send_message(1, "takes the only slot for a second")
+
+    started = time.monotonic()
+    with pytest.raises(DraftSkipped):
+        await draft(bot)
+
+    assert time.monotonic() - started < 0.1
+    assert session.names == ["SendMessage"]
+    assert limits.drafts_skipped == 1
+
+
+async def test_draft_spends_a_spare_slot_of_the_global_budget(make_bot):
+    bot, session, _ = make_bot(global_rate=1.0, global_burst=1)
+
+    await draft(bot, text="sent: the slot was spare")
+    with pytest.raises(DraftSkipped):
+        await draft(bot, text="skipped: the first draft took the slot")
+
+    assert session.drafts == ["sent: the slot was spare"]
+
+
+async def test_final_message_waits_for_its_turn_instead_of_being_skipped(make_bot):
+    bot, session, _ = make_bot(global_rate=20.0, global_burst=1)
+    await draft(bot)
+
+    started = time.monotonic()
+    await bot.send_message(42, "the answer")
+
+    assert time.monotonic() - started >= 0.04
+    assert session.names == ["SendMessageDraft", "SendMessage"]
+
+
+async def test_draft_never_takes_the_slot_a_waiting_message_is_due(make_bot):
+    bot, session, _ = make_bot(global_rate=20.0, global_burst=1)
+    await bot.send_message(1, "takes the only slot")
+    waiting = asyncio.create_task(bot.send_message(2, "queued for the next slot"))
+    for _ in range(5):
+        await asyncio.sleep(0)  # it reaches the limiter and waits there
+    # The event loop is busy past the moment the slot comes free: the draft arrives before
+    # the limiter has woken the message that waited for it.
+    time.sleep(0.1)  # noqa: ASYNC251 - a late event loop, on purpose
+
+    with pytest.raises(DraftSkipped):
+        await draft(bot, chat_id=3)
+    await waiting
+
+    assert session.names == ["SendMessage", "SendMessage"]
+
+
+async def test_draft_does_not_wait_for_its_chats_message_limit(make_bot):
+    bot, session, _ = make_bot(per_chat_rate=1.0)
+    await bot.send_message(42, "uses this chat's slot for a second")
+
+    started = time.monotonic()
+    await draft(bot, chat_id=42)
+
+    assert time.monotonic() - started < 0.5
+    assert session.names == ["SendMessage", "SendMessageDraft"]
+
+
+async def test_flood_control_on_a_draft_skips_it_without_waiting(make_bot, sleep):
+    bot, session, _ = make_bot([flood(5)])
+
+    with pytest.raises(DraftSkipped):
+        await draft(bot)
+
+    assert sleep.calls == []
+    assert len(session.requests) == 1
+
+
+async def test_skipped_draft_is_shown_by_the_next_update(make_bot):
+    bot, session, _ = make_bot(global_rate=20.0, global_burst=1)
+    live = LiveAnswer(bot, 42, draft_id=7, interval_s=10.0, use_drafts=True)
+    await bot.send_message(1, "a final message takes the only slot")
+
+    # No waiting for the budget, and no error for the answer.
+    await asyncio.wait_for(live.show("Thinking…", force=True), timeout=0.03)
+    assert session.drafts == []
+    await asyncio.sleep(0.06)  # the slot is free again
+    await live.show("Thinking…")  # within the interval, but the text was never shown
+
+    assert session.drafts == ["Thinking…"]
+    assert session.names == ["SendMessage", "SendMessageDraft"]  # still drafts, no placeholder
+
+
+# --- the rates come from the settings ---------------------------------------------------------
+
+
+async def test_global_budget_comes_from_the_settings():
+    session = RecordingSession()
+    settings = bot_settings(telegram_global_rate=1, telegram_global_burst=1)
+    bot = create_bot(settings, session=session)  # type: ignore[arg-type]
+    await bot.send_message(1, "takes the only slot for a second")
+
+    with pytest.raises(DraftSkipped):
+        await draft(bot, chat_id=2)
+
+
+async def test_per_chat_rate_comes_from_the_settings():
+    session = RecordingSession()
+    settings = bot_settings(telegram_per_chat_rate=1000)
+    bot = create_bot(settings, session=session)  # type: ignore[arg-type]
+
+    started = time.monotonic()
+    for number in range(3):
+        await bot.send_message(42, f"message {number}")
+
+    # At Telegram's 1/s per chat the third message would go 2 s after the first.
+    assert time.monotonic() - started < 0.5
+    assert session.chats == [42, 42, 42]

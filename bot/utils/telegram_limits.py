@@ -1,4 +1,8 @@
-"""Session request middleware that keeps the bot within Telegram's rate limits."""
+"""Session request middleware that keeps the bot within Telegram's rate limits.
+
+Final messages and edits wait for their turn. Drafts (`sendMessageDraft`, the streaming
+preview) are best-effort: they never wait, so they cannot crowd out the answers themselves.
+"""
 
 from __future__ import annotations
 
@@ -34,10 +38,17 @@ MESSAGE_CREATING_METHODS: frozenset[type[TelegramMethod[Any]]] = frozenset(
         methods.ForwardMessage,
     }
 )
-MESSAGE_SENDING_METHODS: frozenset[type[TelegramMethod[Any]]] = MESSAGE_CREATING_METHODS | {
-    methods.EditMessageText,
-    methods.SendMessageDraft,
-}
+DRAFT_METHODS: frozenset[type[TelegramMethod[Any]]] = frozenset({methods.SendMessageDraft})
+MESSAGE_SENDING_METHODS: frozenset[type[TelegramMethod[Any]]] = (
+    MESSAGE_CREATING_METHODS | DRAFT_METHODS | {methods.EditMessageText}
+)
+
+
+class DraftSkipped(Exception):
+    """A draft was not sent: the global budget had nothing spare (or Telegram said 429).
+
+    Nothing reached the chat; the caller may show the text with a later draft.
+    """
 
 
 class TelegramLimits(BaseRequestMiddleware):
@@ -55,6 +66,7 @@ class TelegramLimits(BaseRequestMiddleware):
         max_retry_after: float = 60.0,
         sending_methods: Collection[type[TelegramMethod[Any]]] = MESSAGE_SENDING_METHODS,
         creating_methods: Collection[type[TelegramMethod[Any]]] = MESSAGE_CREATING_METHODS,
+        draft_methods: Collection[type[TelegramMethod[Any]]] = DRAFT_METHODS,
         on_forbidden: Callable[[ChatIdUnion], None] | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
@@ -63,6 +75,7 @@ class TelegramLimits(BaseRequestMiddleware):
         if global_burst < 1 or per_chat_burst < 1 or max_chats < 1:
             raise ValueError("bursts and max_chats must be at least 1")
         self._global = AsyncLimiter(global_burst, global_burst / global_rate)
+        self._waiting_for_global = 0
         self._per_chat_rate = per_chat_rate
         self._per_chat_burst = per_chat_burst
         self._max_chats = max_chats
@@ -71,10 +84,12 @@ class TelegramLimits(BaseRequestMiddleware):
         self._max_retry_after = max_retry_after
         self._sending = frozenset(sending_methods)
         self._creating = frozenset(creating_methods)
+        self._drafts = frozenset(draft_methods)
         self._on_forbidden = on_forbidden
         self._sleep = sleep
         self._blocked: OrderedDict[ChatIdUnion, None] = OrderedDict()
         self.forbidden_count = 0
+        self.drafts_skipped = 0
 
     @property
     def blocked_chats(self) -> frozenset[ChatIdUnion]:
@@ -92,14 +107,26 @@ class TelegramLimits(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[TelegramType],
     ) -> Response[TelegramType]:
-        """Send method once its limiters allow, retrying on flood control within the bounds."""
+        """Send method once its limiters allow, retrying on flood control within the bounds.
+
+        A draft is sent only with spare global capacity, else `DraftSkipped` is raised.
+        """
         chat_id: ChatIdUnion | None = getattr(method, "chat_id", None)
+        is_draft = type(method) in self._drafts
         retries = 0
         while True:
-            await self._throttle(method, chat_id)
+            if is_draft:
+                await self._take_spare_capacity(chat_id)
+            else:
+                await self._throttle(method, chat_id)
             try:
                 result = await make_request(bot, method)
             except TelegramRetryAfter as error:
+                if is_draft:
+                    # Waiting out flood control would hold the answer back for a preview
+                    # that is stale by then; the next draft shows the newer text.
+                    self.drafts_skipped += 1
+                    raise DraftSkipped(method.__api_method__) from error
                 # A 429 means Telegram did not perform the call, so repeating it
                 # cannot duplicate a message.
                 if retries >= self._max_retries or error.retry_after > self._max_retry_after:
@@ -122,6 +149,17 @@ class TelegramLimits(BaseRequestMiddleware):
                     self._blocked.pop(chat_id, None)
                 return result
 
+    async def _take_spare_capacity(self, chat_id: ChatIdUnion | None) -> None:
+        """A global token for a draft, if one is free and no other call is waiting for it."""
+        # Drafts create no message, so no per-chat limit applies. Calls already waiting come
+        # first: the limiter wakes them one at a time, so a freed token is theirs even where
+        # has_capacity() already says yes (most of all when the event loop runs late).
+        if self._waiting_for_global or not self._global.has_capacity():
+            self.drafts_skipped += 1
+            raise DraftSkipped(f"no spare capacity for a draft in chat {chat_id}")
+        # Capacity is there and nobody is ahead: acquire() takes it without suspending.
+        await self._global.acquire()
+
     async def _throttle(self, method: TelegramMethod[Any], chat_id: ChatIdUnion | None) -> None:
         kind = type(method)
         # Per chat first: a call waiting for its chat's slot must not hold global
@@ -129,7 +167,11 @@ class TelegramLimits(BaseRequestMiddleware):
         if kind in self._creating and chat_id is not None:
             await self._chat_limiter(chat_id).acquire()
         if kind in self._sending:
-            await self._global.acquire()
+            self._waiting_for_global += 1
+            try:
+                await self._global.acquire()
+            finally:
+                self._waiting_for_global -= 1
 
     def _chat_limiter(self, chat_id: ChatIdUnion) -> AsyncLimiter:
         limiter = self._chats.get(chat_id)

@@ -1,0 +1,87 @@
+"""The bot's backend client over real HTTP: streaming answers and short calls do not share a pool.
+
+The backend here is a small aiohttp app on loopback: an injected transport has no pool, so
+only real connections show what waits for what.
+"""
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from bot.services.backend import BackendClient
+
+START = {
+    "type": "start",
+    "message_id": 1,
+    "provider": "openai",
+    "model": "gpt",
+    "trimmed": False,
+    "free_messages_left": 9,
+    "is_vip": False,
+    "document_truncated": False,
+}
+
+
+@dataclass
+class SlowBackend:
+    """Answers start streaming at once and go on until `finish` is set; claims answer at once."""
+
+    url: str = ""
+    finish: asyncio.Event = field(default_factory=asyncio.Event)
+    streaming: int = 0
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        await response.write(json.dumps(START).encode() + b"\n")
+        self.streaming += 1
+        try:
+            await self.finish.wait()
+        finally:
+            self.streaming -= 1
+        return response
+
+    async def claim(self, request: web.Request) -> web.Response:
+        return web.json_response({"claimed": True})
+
+
+@contextlib.asynccontextmanager
+async def slow_backend() -> AsyncIterator[SlowBackend]:
+    backend = SlowBackend()
+    app = web.Application()
+    app.router.add_post("/api/v1/messages", backend.messages)
+    app.router.add_post("/api/v1/updates/claim", backend.claim)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    backend.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        yield backend
+    finally:
+        backend.finish.set()
+        await runner.cleanup()
+
+
+async def test_short_calls_do_not_wait_behind_streaming_answers():
+    async with slow_backend() as backend:
+        client = BackendClient(backend.url, "token", max_connections=2, max_streams=10)
+        # More answers streaming at once than the short calls' whole pool holds.
+        answers = [client.ask(user, "a long question") for user in range(5)]
+        try:
+            first = asyncio.gather(*(anext(answer) for answer in answers))
+            started = await asyncio.wait_for(first, timeout=5)
+            assert [event.type for event in started] == ["start"] * 5
+            assert backend.streaming == 5
+
+            # A new message's claim gets a connection at once, not after an answer ends.
+            assert await asyncio.wait_for(client.claim_update(1), timeout=3)
+        finally:
+            backend.finish.set()
+            for answer in answers:
+                await answer.aclose()
+            await client.aclose()
