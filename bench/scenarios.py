@@ -334,6 +334,7 @@ async def hygiene(ctx: Context) -> list[Figure]:
         chats = system.telegram.chats
         last = max((chats[u].answered[0] for u in users if chats[u].answered), default=started)
         refusals = system.telegram.flood_refusals
+        shown = sorted({e for u in users for e in chats[u].errors})[:5]
     name = "hygiene"
     n = o.hygiene_users
     floor = n / 30
@@ -346,7 +347,7 @@ async def hygiene(ctx: Context) -> list[Figure]:
             "all absorbed",
             errors == 0 and missing == 0,
         ),
-        Figure(name, "errors shown", errors, "", "0", errors == 0),
+        Figure(name, "errors shown", errors, "", "0", errors == 0, shown),
         Figure(name, f"no reply within {o.hygiene_grace_s:g} s", missing, "", "0", missing == 0),
         Figure(
             name, "time until the last answer", last - started, "s", f"(>= {floor:.0f} s at 30/s)"
