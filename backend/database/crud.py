@@ -99,17 +99,6 @@ async def get_trial(session: AsyncSession, user_id: int) -> Trial | None:
     return await session.get(Trial, user_id)
 
 
-async def take_free_messages(session: AsyncSession, user_id: int, count: int = 1) -> int | None:
-    """Take `count` free messages if that many are left; the balance after, or None."""
-    result = await session.execute(
-        update(Trial)
-        .where(Trial.user_id == user_id, Trial.messages_left >= count)
-        .values(messages_left=Trial.messages_left - count, updated_at=func.now())
-        .returning(Trial.messages_left)
-    )
-    return result.scalar_one_or_none()
-
-
 async def give_free_messages(session: AsyncSession, user_id: int, count: int) -> int:
     """Add `count` free messages (negative removes, never below zero); the balance after."""
     result = await session.execute(
@@ -205,16 +194,6 @@ async def revoke_subscription_time(
     )
 
 
-async def current_conversation_id(session: AsyncSession, user_id: int) -> int:
-    """The user's newest conversation, started if they have none."""
-    newest = await session.scalar(
-        select(func.max(Conversation.id)).where(Conversation.user_id == user_id)
-    )
-    if newest is not None:
-        return int(newest)
-    return (await new_conversation(session, user_id)).id
-
-
 async def new_conversation(session: AsyncSession, user_id: int) -> Conversation:
     conversation = Conversation(user_id=user_id)
     session.add(conversation)
@@ -228,31 +207,11 @@ class NewMessage:
     provider: str
     model: str
     charged: bool
-    conversation_id: int | None = None
     api_model: str | None = None
     request_text: str | None = None
     client_message_id: str | None = None
     kind: str = "text"
     credits: int = 1
-
-
-async def open_message(session: AsyncSession, fields: NewMessage) -> MessageLog:
-    message = MessageLog(
-        user_id=fields.user_id,
-        conversation_id=fields.conversation_id,
-        client_message_id=fields.client_message_id,
-        provider=fields.provider,
-        model=fields.model,
-        api_model=fields.api_model,
-        request_text=fields.request_text,
-        status=MessageStatus.PENDING.value,
-        charged=fields.charged,
-        kind=fields.kind,
-        credits=fields.credits,
-    )
-    session.add(message)
-    await session.flush()
-    return message
 
 
 async def message_by_client_id(
@@ -263,25 +222,6 @@ async def message_by_client_id(
             MessageLog.user_id == user_id, MessageLog.client_message_id == client_message_id
         )
     )
-
-
-async def history(
-    session: AsyncSession, conversation_id: int, before_id: int, limit: int
-) -> list[tuple[str, str]]:
-    """Answered (question, answer) pairs of a conversation before a message, newest first."""
-    rows = await session.execute(
-        select(MessageLog.request_text, MessageLog.response_text)
-        .where(
-            MessageLog.conversation_id == conversation_id,
-            MessageLog.status == MessageStatus.SUCCESS.value,
-            MessageLog.id < before_id,
-            # Pictures made on request are not part of what the chat models read back.
-            MessageLog.kind != MessageKind.IMAGE.value,
-        )
-        .order_by(MessageLog.id.desc())
-        .limit(limit)
-    )
-    return [(question or "", answer or "") for question, answer in rows]
 
 
 async def settle_message(
@@ -393,34 +333,6 @@ class RecentMessages:
     day_frees_in_s: float
 
 
-async def recent_messages(session: AsyncSession, user_id: int) -> RecentMessages:
-    """How many messages the user opened in the last minute and day (one indexed scan)."""
-    minute, day = text("interval '1 minute'"), text("interval '1 day'")
-    row = (
-        await session.execute(
-            select(
-                func.count().filter(MessageLog.created_at > func.now() - minute),
-                func.count(),
-                func.coalesce(
-                    func.extract(
-                        "epoch",
-                        func.min(MessageLog.created_at).filter(
-                            MessageLog.created_at > func.now() - minute
-                        )
-                        + minute
-                        - func.now(),
-                    ),
-                    0,
-                ),
-                func.coalesce(
-                    func.extract("epoch", func.min(MessageLog.created_at) + day - func.now()), 0
-                ),
-            ).where(MessageLog.user_id == user_id, MessageLog.created_at > func.now() - day)
-        )
-    ).one()
-    return RecentMessages(int(row[0]), int(row[1]), float(row[2]), float(row[3]))
-
-
 @dataclass(frozen=True, slots=True)
 class AnswerContext:
     """What deciding on an answer needs about its user, read in one statement."""
@@ -432,7 +344,8 @@ class AnswerContext:
     recent: RecentMessages | None  # only when asked for (fair-use limits are on)
 
 
-def _recent_columns(user_id: Any) -> Any:
+def _recent_counts(user_id: Any) -> Any:
+    """Messages the user opened in the last minute and day, and when each window frees up."""
     minute, day = text("interval '1 minute'"), text("interval '1 day'")
     return select(
         func.count().filter(MessageLog.created_at > func.now() - minute).label("last_minute"),
@@ -468,7 +381,7 @@ async def answer_context(
     columns: list[Any] = [User, Trial.messages_limit, Trial.messages_left, vip]
     stmt = select(*columns).outerjoin(Trial, Trial.user_id == User.id)
     if with_recent:
-        recent = _recent_columns(User.id).lateral("recent")
+        recent = _recent_counts(User.id).lateral("recent")
         stmt = stmt.add_columns(*recent.c).join(recent, true())
     stmt = stmt.where(User.telegram_id == telegram_id)
     row = (await session.execute(stmt)).one_or_none()
@@ -650,12 +563,8 @@ async def settle_success(
         .cte("settled")
     )
     left = select(Trial.messages_left).where(Trial.user_id == settled.c.user_id)
-    row = (
-        await session.execute(
-            select(settled.c.user_id, left.scalar_subquery()).select_from(settled)
-        )
-    ).one_or_none()
-    return None if row is None else int(row[1] or 0)
+    row = (await session.execute(select(left.scalar_subquery()).select_from(settled))).one_or_none()
+    return None if row is None else int(row[0] or 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,8 @@ def ping_when_idle(engine: AsyncEngine, idle_s: float) -> None:
     def _returned(dbapi_connection: Any, record: Any) -> None:
         record.info["idle_since"] = time.monotonic()
 
+    dbapi_errors = (engine.dialect.loaded_dbapi.Error, OSError)
+
     @event.listens_for(engine.sync_engine, "checkout")
     def _taken(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         since = record.info.pop("idle_since", None)
@@ -53,7 +55,7 @@ def ping_when_idle(engine: AsyncEngine, idle_s: float) -> None:
             return
         try:
             dbapi_connection.ping()
-        except Exception as exc:  # any failure: the pool retries with a new connection
+        except dbapi_errors as exc:  # the pool retries with a new connection
             raise DisconnectionError(str(exc)) from exc
 
 

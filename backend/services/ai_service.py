@@ -369,7 +369,7 @@ class ChatService:
                     history_limit=0 if picture else HISTORY_ROWS + 1,
                 )
             except DuplicateRequest as duplicate:
-                return await self._replay(duplicate, context)
+                return self._replay(duplicate, context)
             except DomainError as refusal:
                 self._metrics.answer_refused(entry.provider, entry.key, refusal.code)
                 raise
@@ -416,7 +416,7 @@ class ChatService:
             timeout_s=entry.timeout_s,
         )
 
-    async def _replay(self, duplicate: DuplicateRequest, context: crud.AnswerContext) -> Replay:
+    def _replay(self, duplicate: DuplicateRequest, context: crud.AnswerContext) -> Replay:
         message = duplicate.existing
         if message is None or message.status != MessageStatus.SUCCESS.value:
             raise duplicate
