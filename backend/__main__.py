@@ -10,6 +10,11 @@ from backend.main import create_app
 from backend.services.catalog import CatalogError
 from backend.utils.logger import setup_logging
 
+# Idle client connections are kept this long, longer than the bot keeps them
+# (bot.services.backend.KEEPALIVE_EXPIRY_S), so the bot is never the one to find a connection
+# closed under its request.
+KEEP_ALIVE_S = 30
+
 
 def main() -> int:
     try:
@@ -31,6 +36,7 @@ def main() -> int:
         loop="uvloop",
         http="httptools",
         proxy_headers=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
         timeout_graceful_shutdown=30,
     )
     uvicorn.Server(config).run()

@@ -62,6 +62,16 @@ class BackendUnavailable(BackendError):
         super().__init__("backend_unavailable", message, status)
 
 
+# Idle connections to the backend are dropped after this long, well inside the backend's own
+# keep-alive (backend.__main__.KEEP_ALIVE_S): a connection the server is closing is never
+# picked for a new request.
+KEEPALIVE_EXPIRY_S = 5.0
+
+# A request on a kept-alive connection the server closed at that instant fails before the
+# server read it; requests that are safe to send twice get one more try on a new connection.
+STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
 async def tag_request_id(request: httpx.Request) -> None:
     """Forward the update's request id, so the backend's log lines of this call carry it."""
     request_id = structlog.contextvars.get_contextvars().get("request_id")
@@ -103,13 +113,17 @@ class BackendClient:
         self._http = client(
             httpx.Timeout(10.0, connect=3.0),
             httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                keepalive_expiry=KEEPALIVE_EXPIRY_S,
             ),
         )
         self._streams = client(
             self._answer_timeout,
             httpx.Limits(
-                max_connections=max_streams, max_keepalive_connections=min(max_streams, 100)
+                max_connections=max_streams,
+                max_keepalive_connections=min(max_streams, 100),
+                keepalive_expiry=KEEPALIVE_EXPIRY_S,
             ),
         )
         # Every update waits for its claim: a slow backend must not hold them all up long.
@@ -139,7 +153,8 @@ class BackendClient:
             "last_name": stored(last_name, 256),
             "language_code": stored(language_code, 35),
         }
-        return Profile.model_validate(await self._call("POST", "/api/v1/users", json=body))
+        data = await self._call("POST", "/api/v1/users", json=body, idempotent=True)
+        return Profile.model_validate(data)
 
     async def profile(self, telegram_id: int) -> Profile:
         return Profile.model_validate(await self._call("GET", f"/api/v1/users/{telegram_id}"))
@@ -147,12 +162,14 @@ class BackendClient:
     async def update_user(self, telegram_id: int, **changes: Any) -> Profile:
         """Change model, provider, language, show_reasoning, mode or custom_instructions."""
         changes = {k: stored(v) if isinstance(v, str) else v for k, v in changes.items()}
-        data = await self._call("PATCH", f"/api/v1/users/{telegram_id}", json=changes)
+        data = await self._call(
+            "PATCH", f"/api/v1/users/{telegram_id}", json=changes, idempotent=True
+        )
         return Profile.model_validate(data)
 
     async def forget(self, telegram_id: int) -> Forgotten:
         """Erase the texts of the user's conversations (billing records are kept)."""
-        data = await self._call("POST", f"/api/v1/users/{telegram_id}/forget")
+        data = await self._call("POST", f"/api/v1/users/{telegram_id}/forget", idempotent=True)
         return Forgotten.model_validate(data)
 
     async def claim_update(self, update_id: int) -> bool:
@@ -358,9 +375,19 @@ class BackendClient:
         headers = {"X-Admin-Id": str(admin_id)}
         return await self._call(method, f"/api/v1/admin{path}", headers=headers, **kwargs)
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _call(
+        self, method: str, path: str, *, idempotent: bool = False, **kwargs: Any
+    ) -> Any:
+        """One request; GETs and calls marked `idempotent` are retried once on a stale
+        connection. Others (a claim, a payment) are not: the backend may have acted on them."""
+        retry = idempotent or method == "GET"
         try:
-            response = await self._http.request(method, path, **kwargs)
+            try:
+                response = await self._http.request(method, path, **kwargs)
+            except STALE_CONNECTION:
+                if not retry:
+                    raise
+                response = await self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise BackendUnavailable(type(exc).__name__) from exc
         if response.status_code >= 400:

@@ -14,9 +14,11 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
+from backend.__main__ import KEEP_ALIVE_S
 from backend.config import PLACEHOLDER_SECRETS, Settings
 from backend.main import create_app
 from bot.config import BotSettings
+from bot.services.backend import KEEPALIVE_EXPIRY_S
 from tests.deploy.conftest import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -480,3 +482,8 @@ def test_readme_health_command_uses_the_backend_port():
 def test_scripts_are_executable():
     for script in Path(ROOT / "scripts").glob("*.sh"):
         assert script.stat().st_mode & stat.S_IXUSR, script
+
+
+def test_the_bot_drops_idle_backend_connections_before_the_backend_does():
+    # Otherwise the backend may close a connection just as the bot sends a request on it.
+    assert KEEPALIVE_EXPIRY_S < KEEP_ALIVE_S
