@@ -58,6 +58,16 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
+async def get_statement_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session in autocommit, for use cases made of single atomic statements."""
+    factory: async_sessionmaker[AsyncSession] = request.app.state.statement_sessionmaker
+    async with factory() as session:
+        yield session
+
+
+StatementSessionDep = Annotated[AsyncSession, Depends(get_statement_session)]
+
+
 async def require_internal_token(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -89,7 +99,15 @@ async def get_subscription_service(
     return SubscriptionService(session, settings, clock)
 
 
+async def get_registration_service(
+    session: StatementSessionDep, settings: SettingsDep, catalog: CatalogDep, clock: ClockDep
+) -> UserService:
+    # Registration is one statement: no BEGIN/COMMIT round trips around it.
+    return UserService(session, settings, catalog, clock)
+
+
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
+RegistrationServiceDep = Annotated[UserService, Depends(get_registration_service)]
 CreditServiceDep = Annotated[CreditService, Depends(get_credit_service)]
 SubscriptionServiceDep = Annotated[SubscriptionService, Depends(get_subscription_service)]
 

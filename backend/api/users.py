@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Response, status
 
-from backend.api.dependencies import UserServiceDep
+from backend.api.dependencies import RegistrationServiceDep, UserServiceDep
 from backend.models.schemas import TelegramId, TelegramProfile, UserProfile, UserUpdate
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -10,7 +10,7 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 @router.post("", status_code=status.HTTP_200_OK, responses={201: {"model": UserProfile}})
 async def register_user(
-    body: TelegramProfile, users: UserServiceDep, response: Response
+    body: TelegramProfile, users: RegistrationServiceDep, response: Response
 ) -> UserProfile:
     """Register on first contact (201, with the free allowance) or refresh the profile (200)."""
     profile, created = await users.register(body)

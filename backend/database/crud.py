@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from backend.models.database import (
     Conversation,
@@ -56,11 +57,11 @@ async def get_user(session: AsyncSession, telegram_id: int) -> User | None:
     return await session.scalar(select(User).where(User.telegram_id == telegram_id))
 
 
-async def upsert_user(session: AsyncSession, fields: NewUserFields) -> tuple[User, bool]:
-    """Insert the user or refresh their Telegram profile; True when the row is new.
+def _upsert_user(fields: NewUserFields) -> Any:
+    """Insert the user or refresh their Telegram profile (no RETURNING yet).
 
-    One statement, so two first contacts racing still create one user. The chosen language
-    and model are kept on refresh: they are the user's choice, not Telegram's.
+    The chosen language and model are kept on refresh: they are the user's choice, not
+    Telegram's.
     """
     stmt = insert(User).values(
         telegram_id=fields.telegram_id,
@@ -73,7 +74,7 @@ async def upsert_user(session: AsyncSession, fields: NewUserFields) -> tuple[Use
         model=fields.model,
         mode=fields.mode,
     )
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=[User.telegram_id],
         set_={
             "username": stmt.excluded.username,
@@ -86,13 +87,87 @@ async def upsert_user(session: AsyncSession, fields: NewUserFields) -> tuple[Use
             "bot_blocked_at": None,
         },
     )
-    # xmax is 0 only on a freshly inserted row version.
-    inserted = literal_column("(xmax = 0)", type_=Boolean).label("inserted")
-    result = await session.execute(
-        stmt.returning(User, inserted).execution_options(populate_existing=True)
+
+
+# xmax is 0 only on a freshly inserted row version.
+_INSERTED = literal_column("(xmax = 0)", type_=Boolean).label("inserted")
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """The outcome of `register_user`: the user, whether new, their allowance and VIP expiry."""
+
+    user: User
+    created: bool
+    messages_limit: int
+    messages_left: int
+    vip_expires_at: datetime | None
+
+
+async def register_user(
+    session: AsyncSession, fields: NewUserFields, *, free_messages: int, now: datetime
+) -> Registered:
+    """Register on first contact (with `free_messages` and its ledger entry) or refresh: one
+    statement.
+
+    Being one statement it is atomic and needs no transaction around it, and two first
+    contacts racing still create one user with one allowance: the loser of the race takes
+    the conflict path, which grants nothing. Its snapshot predates the winner's commit, so it
+    cannot see the winner's allowance; it reads it again then (only in that race).
+    """
+    upserted = _upsert_user(fields).returning(*User.__table__.c, _INSERTED).cte("upserted")
+    limit = literal(free_messages, Integer)
+    given = (
+        insert(Trial)
+        .from_select(
+            ["user_id", "messages_limit", "messages_left"],
+            select(upserted.c.id, limit, limit).where(upserted.c.inserted),
+        )
+        .returning(Trial.messages_limit, Trial.messages_left)
+        .cte("given")
     )
-    user, was_inserted = result.one()
-    return user, bool(was_inserted)
+    granted = insert(CreditHistory).from_select(
+        ["user_id", "kind", "delta", "balance_after", "reason"],
+        select(
+            upserted.c.id,
+            literal(CreditKind.GRANT.value, String),
+            limit,
+            limit,
+            literal("free allowance", String),
+        ).where(upserted.c.inserted, limit > 0),
+    )
+    vip = (
+        select(Subscription.expires_at)
+        .where(
+            Subscription.user_id == upserted.c.id,
+            Subscription.status.in_(VIP_STATES),
+            Subscription.expires_at > now,
+        )
+        .scalar_subquery()
+    )
+    person = aliased(User, upserted)
+    stmt = (
+        select(
+            person,
+            upserted.c.inserted,
+            func.coalesce(given.c.messages_limit, Trial.messages_limit),
+            func.coalesce(given.c.messages_left, Trial.messages_left),
+            vip,
+        )
+        .select_from(upserted)
+        .outerjoin(given, true())
+        .outerjoin(Trial, Trial.user_id == upserted.c.id)
+        .add_cte(granted.cte("granted"))
+        .execution_options(populate_existing=True)
+    )
+    user, created, messages_limit, messages_left, vip_expires_at = (
+        await session.execute(stmt)
+    ).one()
+    if messages_limit is None:  # registered a moment ago by a racing request
+        trial = await session.get(Trial, user.id, populate_existing=True)
+        messages_limit = trial.messages_limit if trial else 0
+        messages_left = trial.messages_left if trial else 0
+    return Registered(user, bool(created), int(messages_limit), int(messages_left), vip_expires_at)
 
 
 async def get_trial(session: AsyncSession, user_id: int) -> Trial | None:

@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.config import Settings
 from backend.database import crud
-from backend.models.database import Trial, User
-from backend.models.enums import CreditKind, Language
+from backend.models.database import User
+from backend.models.enums import Language
 from backend.models.schemas import TelegramProfile, UserProfile, UserUpdate
 from backend.services.catalog import Catalog
 from backend.services.clock import Clock, utcnow
@@ -96,7 +96,7 @@ class UserService:
         transaction.
         """
         default = self._catalog.default
-        user, created = await crud.upsert_user(
+        registered = await crud.register_user(
             self._session,
             crud.NewUserFields(
                 telegram_id=profile.telegram_id,
@@ -109,27 +109,17 @@ class UserService:
                 model=default.key,
                 mode=self._catalog.default_mode,
             ),
+            free_messages=self._settings.free_messages_limit,
+            now=self._clock(),
         )
-        if created:
-            await self._grant_free_allowance(user)
-        result = build_profile(user, await quota_state(self._session, user, self._clock()))
+        quota = QuotaState(
+            messages_limit=registered.messages_limit,
+            messages_left=registered.messages_left,
+            vip_expires_at=registered.vip_expires_at,
+        )
         if commit:
             await self._session.commit()
-        return result, created
-
-    async def _grant_free_allowance(self, user: User) -> None:
-        limit = self._settings.free_messages_limit
-        self._session.add(Trial(user_id=user.id, messages_limit=limit, messages_left=limit))
-        await self._session.flush()
-        if limit > 0:
-            await crud.add_ledger_entry(
-                self._session,
-                user_id=user.id,
-                kind=CreditKind.GRANT,
-                delta=limit,
-                balance_after=limit,
-                reason="free allowance",
-            )
+        return build_profile(registered.user, quota), registered.created
 
     async def get_profile(self, telegram_id: int) -> UserProfile:
         """The profile the bot shows: who, VIP or free, messages left, chosen model."""

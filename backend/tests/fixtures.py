@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from backend.api.dependencies import get_session
+from backend.api.dependencies import get_session, get_statement_session
 from backend.config import AppEnv, Settings
 from backend.database.session import create_sessionmaker
 from backend.main import bind_state, create_app
@@ -113,6 +113,7 @@ def app(
         yield session
 
     application.dependency_overrides[get_session] = rolled_back_session
+    application.dependency_overrides[get_statement_session] = rolled_back_session
     return application
 
 

@@ -74,15 +74,17 @@ async def test_concurrent_first_contacts_create_one_user_and_one_grant(
 ):
     telegram_id = next_telegram_id()
 
-    async def first_contact() -> bool:
+    async def first_contact() -> tuple[bool, int]:
         async with committing_sessions() as session:
-            _, created = await UserService(session, settings, catalog).register(
+            profile, created = await UserService(session, settings, catalog).register(
                 TelegramProfile(telegram_id=telegram_id, first_name="Racer")
             )
-            return created
+            return created, profile.free_messages_left
 
-    created = await asyncio.gather(*(first_contact() for _ in range(20)))
-    assert created.count(True) == 1
+    contacts = await asyncio.gather(*(first_contact() for _ in range(20)))
+    assert [created for created, _ in contacts].count(True) == 1
+    # Everyone sees the allowance, the ones that lost the race to create the user too.
+    assert {left for _, left in contacts} == {10}
     async with committing_sessions() as session:
         user_id = await session.scalar(select(User.id).where(User.telegram_id == telegram_id))
         grants = await session.scalar(
