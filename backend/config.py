@@ -65,7 +65,7 @@ class Settings(DatabaseSettings):
 
     app_env: AppEnv = AppEnv.PRODUCTION
     db_pool_size: int = Field(default=10, ge=1, le=200)
-    db_max_overflow: int = Field(default=20, ge=0, le=500)
+    db_max_overflow: int = Field(default=0, ge=0, le=500)
     db_pool_timeout_s: float = Field(default=10.0, gt=0)
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
     # A pooled connection idle this long is pinged before use (a restart may have closed it).

@@ -56,7 +56,7 @@ ANSWER_TEXT = (
     "little over a second."
 )
 BACKEND_APP_NAME = "pomogator-backend"  # application_name of the backend's connections
-DB_POOL_SIZE = 10  # the backend's default (DB_POOL_SIZE); overflow to 30 is allowed
+DB_POOL_SIZE = 10  # the backend's default (DB_POOL_SIZE, no overflow by default)
 TELEGRAM_WEBHOOK_CONNECTIONS = 40  # Telegram's default max_connections per webhook
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _user_ids = itertools.count(8_000_000_000 + secrets.randbelow(10**6) * 1000)
@@ -113,12 +113,16 @@ def rss_mb(pids: list[int]) -> float:
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes together, in seconds."""
+    """User + system CPU time of these processes together, in seconds.
+
+    With the children they have reaped (cutime, cstime): a PostgreSQL backend that exits
+    mid-run (a connection closed) leaves its CPU to the postmaster; live ones count once.
+    """
     ticks = 0
     for pid in pids:
         with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+            ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
     return ticks / _CLOCK_TICKS
 
 
@@ -428,12 +432,14 @@ async def running_system(
     on_start: Callable[[BenchProviders, BenchTelegram], None] | None = None,
     count_round_trips: bool = False,
     profile_dir: Path | None = None,
+    service_env: dict[str, str] | None = None,
 ) -> AsyncIterator[System]:
     """Fresh fakes, a fresh database and fresh service processes; all gone afterwards.
 
     With `count_round_trips` the backend reaches PostgreSQL through a counting proxy
     (`system.wire`); with `profile_dir` both services run under cProfile (bench/profiling.py)
-    and leave backend.prof and bot.prof there.
+    and leave backend.prof and bot.prof there. `service_env` is given to both services, over
+    the bench's own settings.
     """
     name = f"pomogator_bench_{secrets.token_hex(4)}"
     database_url = await postgres.create_database(name)
@@ -453,6 +459,7 @@ async def running_system(
             bot_env,
             on_start,
             profile_dir,
+            service_env or {},
         ) as system:
             system.wire = wire
             yield system
@@ -469,6 +476,7 @@ async def _system(
     bot_env: dict[str, str] | None,
     on_start: Callable[[BenchProviders, BenchTelegram], None] | None,
     profile_dir: Path | None,
+    overrides: dict[str, str],
 ) -> AsyncIterator[System]:
     providers, telegram = BenchProviders(), BenchTelegram(BOT_TOKEN)
     if on_start is not None:
@@ -489,6 +497,7 @@ async def _system(
             PROVIDER_MAX_RETRIES="0",
             **{f"{flavour.upper()}_API_KEY": key for flavour, key in PROVIDER_KEYS.items()},
             **{f"{f.upper()}_BASE_URL": providers.base_url(f) for f in FLAVOURS},
+            **overrides,
         )
         extra = {"REDIS_URL": "redis://127.0.0.1:6379/0"} if redis else {}
         bot_environment = service_env(
@@ -511,6 +520,7 @@ async def _system(
             SHUTDOWN_GRACE_S="1",
             **extra,
             **(bot_env or {}),
+            **overrides,
         )
 
         def argv(module: str) -> list[str]:

@@ -44,6 +44,11 @@ async def run(
                 "claims": "Redis 127.0.0.1:6379" if options.redis else "PostgreSQL (no Redis)",
                 "services": "1 backend + 1 bot process, production settings, LOG_LEVEL=WARNING",
                 "bot's Telegram limiter": limiters(names),  # lifted where the fake has none
+                **(
+                    {"settings": " ".join(f"{k}={v}" for k, v in options.service_env.items())}
+                    if options.service_env
+                    else {}
+                ),
             },
         )
         with tempfile.TemporaryDirectory(prefix="pomogator-bench-") as workdir:
@@ -129,6 +134,13 @@ def main(argv: list[str] | None = None) -> int:
         help="update claims through the backend (PostgreSQL), not Redis",
     )
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for both services, e.g. --set DB_MAX_OVERFLOW=0 (repeatable)",
+    )
+    parser.add_argument(
         "--details",
         action="store_true",
         help="also print each step and statement behind the figures",
@@ -150,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         options.crowd_users = args.users
     if args.provider_s is not None:
         options.crowd_provider_s = args.provider_s
+    for setting in args.set:
+        key, sep, value = setting.partition("=")
+        if not sep or not key:
+            parser.error(f"--set {setting!r}: expected KEY=VALUE")
+        options.service_env[key] = value
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
         options.profile_dir = args.profile.resolve()

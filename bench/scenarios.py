@@ -54,6 +54,7 @@ class Options:
     db_users: int = 20
     redis: bool = True
     profile_dir: Path | None = None  # both services under cProfile (slower: figures skewed)
+    service_env: dict[str, str] = field(default_factory=dict)  # --set: settings for both
 
     @classmethod
     def smoke(cls, redis: bool) -> "Options":
@@ -124,6 +125,7 @@ class Context:
             on_start=on_start,
             profile_dir=self.options.profile_dir,
             bot_env=bot_env,
+            service_env=self.options.service_env,
             **kwargs,
         )
 

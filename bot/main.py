@@ -41,6 +41,7 @@ from bot.services.broadcast import BroadcastRunner
 from bot.services.claims import UpdateClaims, connect_redis
 from bot.utils.catalog import CatalogCache
 from bot.utils.i18n import LANGUAGES, create_i18n, language_of
+from bot.utils.inline_filters import run_filters_inline
 from bot.utils.logging import get_logger
 from bot.utils.metrics import BotMetrics, TelegramApiMetrics, UpdateMetricsMiddleware
 from bot.utils.response_models import pin_response_models
@@ -168,6 +169,7 @@ def create_dispatcher(
         chat.create_router(),
         common.create_router(),
     )
+    run_filters_inline(dp)
     dp.startup.register(set_commands)
     # Running broadcasts resume from their cursor at start-up.
     dp.startup.register(broadcasts.start)

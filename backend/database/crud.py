@@ -1,5 +1,6 @@
 """Data access: single statements the services compose. Helpers flush, never commit."""
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -7,9 +8,11 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    DateTime,
     Integer,
     String,
     Text,
+    bindparam,
     case,
     delete,
     exists,
@@ -57,22 +60,14 @@ async def get_user(session: AsyncSession, telegram_id: int) -> User | None:
     return await session.scalar(select(User).where(User.telegram_id == telegram_id))
 
 
-def _upsert_user(fields: NewUserFields) -> Any:
-    """Insert the user or refresh their Telegram profile (no RETURNING yet).
+def _upsert_user() -> Any:
+    """Insert the user or refresh their Telegram profile (no RETURNING yet); bound by name.
 
     The chosen language and model are kept on refresh: they are the user's choice, not
     Telegram's.
     """
     stmt = insert(User).values(
-        telegram_id=fields.telegram_id,
-        username=fields.username,
-        first_name=fields.first_name,
-        last_name=fields.last_name,
-        language_code=fields.language_code,
-        language=fields.language,
-        provider=fields.provider,
-        model=fields.model,
-        mode=fields.mode,
+        {name: bindparam(f"u_{name}") for name in _USER_FIELDS},
     )
     return stmt.on_conflict_do_update(
         index_elements=[User.telegram_id],
@@ -89,6 +84,7 @@ def _upsert_user(fields: NewUserFields) -> Any:
     )
 
 
+_USER_FIELDS = tuple(NewUserFields.__dataclass_fields__)
 # xmax is 0 only on a freshly inserted row version.
 _INSERTED = literal_column("(xmax = 0)", type_=Boolean).label("inserted")
 
@@ -104,19 +100,11 @@ class Registered:
     vip_expires_at: datetime | None
 
 
-async def register_user(
-    session: AsyncSession, fields: NewUserFields, *, free_messages: int, now: datetime
-) -> Registered:
-    """Register on first contact (with `free_messages` and its ledger entry) or refresh: one
-    statement.
-
-    Being one statement it is atomic and needs no transaction around it, and two first
-    contacts racing still create one user with one allowance: the loser of the race takes
-    the conflict path, which grants nothing. Its snapshot predates the winner's commit, so it
-    cannot see the winner's allowance; it reads it again then (only in that race).
-    """
-    upserted = _upsert_user(fields).returning(*User.__table__.c, _INSERTED).cte("upserted")
-    limit = literal(free_messages, Integer)
+@functools.cache
+def _registration() -> Any:
+    """The statement of `register_user`, built once (building one costs more than running it)."""
+    upserted = _upsert_user().returning(*User.__table__.c, _INSERTED).cte("upserted")
+    limit = bindparam("free_messages", type_=Integer)
     given = (
         insert(Trial)
         .from_select(
@@ -136,23 +124,14 @@ async def register_user(
             literal("free allowance", String),
         ).where(upserted.c.inserted, limit > 0),
     )
-    vip = (
-        select(Subscription.expires_at)
-        .where(
-            Subscription.user_id == upserted.c.id,
-            Subscription.status.in_(VIP_STATES),
-            Subscription.expires_at > now,
-        )
-        .scalar_subquery()
-    )
     person = aliased(User, upserted)
-    stmt = (
+    return (
         select(
             person,
             upserted.c.inserted,
             func.coalesce(given.c.messages_limit, Trial.messages_limit),
             func.coalesce(given.c.messages_left, Trial.messages_left),
-            vip,
+            _vip_until(upserted.c.id),
         )
         .select_from(upserted)
         .outerjoin(given, true())
@@ -160,9 +139,37 @@ async def register_user(
         .add_cte(granted.cte("granted"))
         .execution_options(populate_existing=True)
     )
-    user, created, messages_limit, messages_left, vip_expires_at = (
-        await session.execute(stmt)
-    ).one()
+
+
+def _vip_until(user_id: Any) -> Any:
+    """When VIP ends for `user_id` if they are VIP at the bound `now`: a scalar subquery."""
+    return (
+        select(Subscription.expires_at)
+        .where(
+            Subscription.user_id == user_id,
+            Subscription.status.in_(VIP_STATES),
+            Subscription.expires_at > bindparam("now", type_=DateTime(timezone=True)),
+        )
+        .scalar_subquery()
+    )
+
+
+async def register_user(
+    session: AsyncSession, fields: NewUserFields, *, free_messages: int, now: datetime
+) -> Registered:
+    """Register on first contact (with `free_messages` and its ledger entry) or refresh: one
+    statement.
+
+    Being one statement it is atomic and needs no transaction around it, and two first
+    contacts racing still create one user with one allowance: the loser of the race takes
+    the conflict path, which grants nothing. Its snapshot predates the winner's commit, so it
+    cannot see the winner's allowance; it reads it again then (only in that race).
+    """
+    values = {f"u_{name}": getattr(fields, name) for name in _USER_FIELDS}
+    result = await session.execute(
+        _registration(), {**values, "free_messages": free_messages, "now": now}
+    )
+    user, created, messages_limit, messages_left, vip_expires_at = result.one()
     if messages_limit is None:  # registered a moment ago by a racing request
         trial = await session.get(Trial, user.id, populate_existing=True)
         messages_limit = trial.messages_limit if trial else 0
@@ -440,26 +447,22 @@ def _recent_counts(user_id: Any) -> Any:
     ).where(MessageLog.user_id == user_id, MessageLog.created_at > func.now() - day)
 
 
-async def answer_context(
-    session: AsyncSession, telegram_id: int, now: datetime, *, with_recent: bool
-) -> AnswerContext | None:
-    """The user, their allowance, VIP expiry and (optionally) recent counts; None if unknown."""
-    vip = (
-        select(Subscription.expires_at)
-        .where(
-            Subscription.user_id == User.id,
-            Subscription.status.in_(VIP_STATES),
-            Subscription.expires_at > now,
-        )
-        .scalar_subquery()
-    )
-    columns: list[Any] = [User, Trial.messages_limit, Trial.messages_left, vip]
+@functools.cache
+def _answer_context(with_recent: bool) -> Any:
+    columns: list[Any] = [User, Trial.messages_limit, Trial.messages_left, _vip_until(User.id)]
     stmt = select(*columns).outerjoin(Trial, Trial.user_id == User.id)
     if with_recent:
         recent = _recent_counts(User.id).lateral("recent")
         stmt = stmt.add_columns(*recent.c).join(recent, true())
-    stmt = stmt.where(User.telegram_id == telegram_id)
-    row = (await session.execute(stmt)).one_or_none()
+    return stmt.where(User.telegram_id == bindparam("telegram_id", type_=BigInteger))
+
+
+async def answer_context(
+    session: AsyncSession, telegram_id: int, now: datetime, *, with_recent: bool
+) -> AnswerContext | None:
+    """The user, their allowance, VIP expiry and (optionally) recent counts; None if unknown."""
+    stmt = _answer_context(with_recent)
+    row = (await session.execute(stmt, {"telegram_id": telegram_id, "now": now})).one_or_none()
     if row is None:
         return None
     return AnswerContext(
@@ -488,28 +491,21 @@ class Reserved:
         return self.message_id is None and self.duplicate_id is None
 
 
-async def reserve_message(
-    session: AsyncSession, fields: NewMessage, *, history_limit: int = 0
-) -> Reserved:
-    """Open a pending message, taking `fields.credits` free messages when charged: one statement.
+@functools.cache
+def _reservation(with_client_id: bool, charged: bool) -> Any:
+    """The statement of `reserve_message` for its shape, built once; values bound as r_*.
 
-    Duplicate check, conditional charge (`messages_left >= credits`, re-checked on the locked
-    row however many requests race), the conversation (started if the user has none), the
-    message, its ledger entry and the conversation's history, in a single round trip. Being one
-    statement it is atomic: a client id that wins a race at the same instant makes the
-    statement fail as a whole (`IntegrityError`), so nothing is taken then either.
+    (No bound name is a column's: an UPDATE would take such a parameter as a SET clause.)
     """
-    uid = literal(fields.user_id, BigInteger)
-    credits = literal(fields.credits, Integer)
+    uid = bindparam("r_user_id", type_=BigInteger)
+    credits = bindparam("r_credits", type_=Integer)
+    client_id = bindparam("r_client_message_id", type_=String)
     # Without a client id (API callers) there is nothing to be a duplicate of.
     existing = (
         select(MessageLog.id)
-        .where(
-            MessageLog.user_id == uid,
-            MessageLog.client_message_id == literal(fields.client_message_id, String),
-        )
+        .where(MessageLog.user_id == uid, MessageLog.client_message_id == client_id)
         .cte("existing")
-        if fields.client_message_id is not None
+        if with_client_id
         else None
     )
     no_duplicate = ~exists(existing.select()) if existing is not None else true()
@@ -526,7 +522,7 @@ async def reserve_message(
     )
     may_open = [no_duplicate]
     taken = None
-    if fields.charged:
+    if charged:
         taken = (
             update(Trial)
             .where(Trial.user_id == uid, Trial.messages_left >= credits, no_duplicate)
@@ -557,14 +553,14 @@ async def reserve_message(
             select(
                 uid,
                 conversation,
-                literal(fields.client_message_id, String),
-                literal(fields.provider, String),
-                literal(fields.model, String),
-                literal(fields.api_model, String),
-                literal(fields.request_text, Text),
+                client_id,
+                bindparam("r_provider", type_=String),
+                bindparam("r_model", type_=String),
+                bindparam("r_api_model", type_=String),
+                bindparam("r_request_text", type_=Text),
                 literal(MessageStatus.PENDING.value, String),
-                literal(fields.charged, Boolean),
-                literal(fields.kind, String),
+                literal(charged, Boolean),
+                bindparam("r_kind", type_=String),
                 credits,
             ).where(*may_open),
         )
@@ -584,7 +580,7 @@ async def reserve_message(
             MessageLog.kind != MessageKind.IMAGE.value,
         )
         .order_by(MessageLog.id.desc())
-        .limit(history_limit)
+        .limit(bindparam("r_history_limit", type_=Integer))
         .cte("past")
     )
     stmt = select(
@@ -611,7 +607,33 @@ async def reserve_message(
             ).select_from(taken.join(opened, true())),
         )
         stmt = stmt.add_cte(used.cte("used"))
-    row = (await session.execute(stmt)).one()
+    return stmt
+
+
+async def reserve_message(
+    session: AsyncSession, fields: NewMessage, *, history_limit: int = 0
+) -> Reserved:
+    """Open a pending message, taking `fields.credits` free messages when charged: one statement.
+
+    Duplicate check, conditional charge (`messages_left >= credits`, re-checked on the locked
+    row however many requests race), the conversation (started if the user has none), the
+    message, its ledger entry and the conversation's history, in a single round trip. Being one
+    statement it is atomic: a client id that wins a race at the same instant makes the
+    statement fail as a whole (`IntegrityError`), so nothing is taken then either.
+    """
+    stmt = _reservation(fields.client_message_id is not None, fields.charged)
+    values = {
+        "r_user_id": fields.user_id,
+        "r_credits": fields.credits,
+        "r_client_message_id": fields.client_message_id,
+        "r_provider": fields.provider,
+        "r_model": fields.model,
+        "r_api_model": fields.api_model,
+        "r_request_text": fields.request_text,
+        "r_kind": fields.kind,
+        "r_history_limit": history_limit,
+    }
+    row = (await session.execute(stmt, values)).one()
     asked, answered = row.asked or [], row.answered or []
     return Reserved(
         message_id=row[0],
@@ -622,6 +644,36 @@ async def reserve_message(
     )
 
 
+def _details(details: dict[str, Any] | None) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The columns a settlement stores (the statement's shape) and their values, bound as d_*."""
+    details = details or {}
+    names = tuple(sorted(details))
+    return names, {f"d_{name}": details[name] for name in names}
+
+
+def _bound_details(names: tuple[str, ...]) -> dict[str, Any]:
+    columns = MessageLog.__mapper__.columns
+    return {name: bindparam(f"d_{name}", type_=columns[name].type) for name in names}
+
+
+@functools.cache
+def _settled_success(names: tuple[str, ...]) -> Any:
+    settled = (
+        update(MessageLog)
+        .where(
+            MessageLog.id == bindparam("p_message_id", type_=BigInteger),
+            MessageLog.status == MessageStatus.PENDING.value,
+        )
+        .values(
+            status=MessageStatus.SUCCESS.value, completed_at=func.now(), **_bound_details(names)
+        )
+        .returning(MessageLog.user_id)
+        .cte("settled")
+    )
+    left = select(Trial.messages_left).where(Trial.user_id == settled.c.user_id)
+    return select(left.scalar_subquery()).select_from(settled)
+
+
 async def settle_success(
     session: AsyncSession, message_id: int, details: dict[str, Any] | None = None
 ) -> int | None:
@@ -630,15 +682,9 @@ async def settle_success(
     None when the message was not pending (settled before, or unknown): one statement, so a
     commit and a refund racing settle it once.
     """
-    settled = (
-        update(MessageLog)
-        .where(MessageLog.id == message_id, MessageLog.status == MessageStatus.PENDING.value)
-        .values(status=MessageStatus.SUCCESS.value, completed_at=func.now(), **(details or {}))
-        .returning(MessageLog.user_id)
-        .cte("settled")
-    )
-    left = select(Trial.messages_left).where(Trial.user_id == settled.c.user_id)
-    row = (await session.execute(select(left.scalar_subquery()).select_from(settled))).one_or_none()
+    names, values = _details(details)
+    stmt = _settled_success(names)
+    row = (await session.execute(stmt, {"p_message_id": message_id, **values})).one_or_none()
     return None if row is None else int(row[0] or 0)
 
 
@@ -648,24 +694,20 @@ class Refunded:
     messages_left: int
 
 
-async def settle_failure(
-    session: AsyncSession,
-    message_id: int,
-    error_code: str,
-    details: dict[str, Any] | None = None,
-) -> Refunded | None:
-    """Mark a pending message failed and give back what it took, with the ledger entry.
-
-    One statement (settle, give back, ledger); None when the message was not pending.
-    """
+@functools.cache
+def _settled_failure(names: tuple[str, ...]) -> Any:
+    error_code = bindparam("p_error_code", type_=String)
     settled = (
         update(MessageLog)
-        .where(MessageLog.id == message_id, MessageLog.status == MessageStatus.PENDING.value)
+        .where(
+            MessageLog.id == bindparam("p_message_id", type_=BigInteger),
+            MessageLog.status == MessageStatus.PENDING.value,
+        )
         .values(
             status=MessageStatus.FAILED.value,
             error_code=error_code,
             completed_at=func.now(),
-            **(details or {}),
+            **_bound_details(names),
         )
         .returning(MessageLog.id, MessageLog.user_id, MessageLog.charged, MessageLog.credits)
         .cte("settled")
@@ -688,11 +730,11 @@ async def settle_failure(
             settled.c.credits,
             given.c.messages_left,
             settled.c.id,
-            literal(error_code, String),
+            error_code,
         ).select_from(settled.join(given, true())),
     )
     unchanged = select(Trial.messages_left).where(Trial.user_id == settled.c.user_id)
-    stmt = (
+    return (
         select(
             settled.c.charged,
             func.coalesce(given.c.messages_left, unchanged.scalar_subquery(), 0),
@@ -700,5 +742,20 @@ async def settle_failure(
         .select_from(settled.outerjoin(given, true()))
         .add_cte(refund.cte("refund"))
     )
-    row = (await session.execute(stmt)).one_or_none()
+
+
+async def settle_failure(
+    session: AsyncSession,
+    message_id: int,
+    error_code: str,
+    details: dict[str, Any] | None = None,
+) -> Refunded | None:
+    """Mark a pending message failed and give back what it took, with the ledger entry.
+
+    One statement (settle, give back, ledger); None when the message was not pending.
+    """
+    names, values = _details(details)
+    stmt = _settled_failure(names)
+    params = {"p_message_id": message_id, "p_error_code": error_code, **values}
+    row = (await session.execute(stmt, params)).one_or_none()
     return None if row is None else Refunded(charged=bool(row[0]), messages_left=int(row[1]))

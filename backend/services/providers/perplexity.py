@@ -25,6 +25,7 @@ from backend.services.providers.openai_responses import (
     ResponsesStreamReader,
     final_events,
     input_messages,
+    stream_responses,
 )
 from backend.utils.logger import get_logger
 
@@ -158,9 +159,7 @@ class PerplexityAgentAdapter:
 
     async def _streamed(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:
         deadline = Deadline(request.timeout_s)
-        stream = await deadline.run(
-            self._client.responses.create(**self._params(request), stream=True)
-        )
+        stream = await deadline.run(stream_responses(self._client, self._params(request)))
         reader = _PerplexityStreamReader(_SourceTracker())
         try:
             while not reader.finished and (event := await deadline.next(stream)) is not None:
