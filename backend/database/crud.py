@@ -656,19 +656,22 @@ def _bound_details(names: tuple[str, ...]) -> dict[str, Any]:
     return {name: bindparam(f"d_{name}", type_=columns[name].type) for name in names}
 
 
-@functools.cache
-def _settled_success(names: tuple[str, ...]) -> Any:
-    settled = (
+def _settle_pending(status: MessageStatus, names: tuple[str, ...], **values: Any) -> Any:
+    """UPDATE of the bound message (p_message_id) to `status`, only while it is pending."""
+    return (
         update(MessageLog)
         .where(
             MessageLog.id == bindparam("p_message_id", type_=BigInteger),
             MessageLog.status == MessageStatus.PENDING.value,
         )
-        .values(
-            status=MessageStatus.SUCCESS.value, completed_at=func.now(), **_bound_details(names)
-        )
-        .returning(MessageLog.user_id)
-        .cte("settled")
+        .values(status=status.value, completed_at=func.now(), **values, **_bound_details(names))
+    )
+
+
+@functools.cache
+def _settled_success(names: tuple[str, ...]) -> Any:
+    settled = (
+        _settle_pending(MessageStatus.SUCCESS, names).returning(MessageLog.user_id).cte("settled")
     )
     left = select(Trial.messages_left).where(Trial.user_id == settled.c.user_id)
     return select(left.scalar_subquery()).select_from(settled)
@@ -698,17 +701,7 @@ class Refunded:
 def _settled_failure(names: tuple[str, ...]) -> Any:
     error_code = bindparam("p_error_code", type_=String)
     settled = (
-        update(MessageLog)
-        .where(
-            MessageLog.id == bindparam("p_message_id", type_=BigInteger),
-            MessageLog.status == MessageStatus.PENDING.value,
-        )
-        .values(
-            status=MessageStatus.FAILED.value,
-            error_code=error_code,
-            completed_at=func.now(),
-            **_bound_details(names),
-        )
+        _settle_pending(MessageStatus.FAILED, names, error_code=error_code)
         .returning(MessageLog.id, MessageLog.user_id, MessageLog.charged, MessageLog.credits)
         .cte("settled")
     )
