@@ -228,13 +228,7 @@ async def ledger_entries(session: AsyncSession, user_id: int, limit: int) -> lis
 
 async def vip_expires_at(session: AsyncSession, user_id: int, now: datetime) -> datetime | None:
     """When the user's VIP ends, if they are VIP at `now`."""
-    return await session.scalar(
-        select(Subscription.expires_at).where(
-            Subscription.user_id == user_id,
-            Subscription.status.in_(VIP_STATES),
-            Subscription.expires_at > now,
-        )
-    )
+    return await session.scalar(select(_vip_until(literal(user_id, BigInteger))), {"now": now})
 
 
 async def extend_subscription(

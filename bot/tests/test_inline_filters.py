@@ -8,20 +8,12 @@ from aiogram.types import Message, Update
 from bot.main import create_bot, create_dispatcher
 from bot.tests.conftest import bot_settings
 from bot.tests.telegram import RecordingSession
-from bot.utils.inline_filters import run_filters_inline
-
-
-def _filters(dp: Dispatcher):
-    for router in dp.chain_tail:
-        for observer in router.observers.values():
-            yield from observer._handler.filters or ()
-            for handler in observer.handlers:
-                yield from handler.filters or ()
+from bot.utils.inline_filters import filters_of, run_filters_inline
 
 
 def test_no_filter_of_the_bot_is_left_to_a_worker_thread():
     dp = create_dispatcher(bot_settings(), backend=None)  # type: ignore[arg-type]
-    filters = list(_filters(dp))
+    filters = [f for router in dp.chain_tail for f in filters_of(router)]
     assert any(f.magic is not None for f in filters)  # F.text and friends are there
     assert all(f.awaitable for f in filters)
 

@@ -23,7 +23,8 @@ def _inline(check: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def _filters(router: Router) -> Iterator[FilterObject]:
+def filters_of(router: Router) -> Iterator[FilterObject]:
+    """Every filter of the router's observers and handlers (not its sub-routers')."""
     for observer in router.observers.values():
         yield from observer._handler.filters or ()
         for handler in observer.handlers:
@@ -34,7 +35,7 @@ def run_filters_inline(root: Router) -> int:
     """Make every synchronous filter of `root` and its sub-routers run inline; how many."""
     changed = 0
     for router in root.chain_tail:
-        for event_filter in _filters(router):
+        for event_filter in filters_of(router):
             if not event_filter.awaitable:
                 # The accepted parameters were read from the original callback: kept as they are.
                 event_filter.callback = _inline(event_filter.callback)
