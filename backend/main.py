@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -109,6 +110,9 @@ def create_app(
         await asyncio.to_thread(warm_up_sdk_models)
         bind_state(app, settings, engine, catalog, clock, providers)
         sweeper = asyncio.create_task(run_sweeper(app.state.sessionmaker, settings, clock))
+        # What is alive now (modules, validators, the app) lives as long as the process: out of
+        # the collector's sight, a full collection no longer walks it and pauses every request.
+        gc.freeze()
         log.info(
             "backend_started",
             env=settings.app_env.value,

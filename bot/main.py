@@ -1,6 +1,7 @@
 """The bot process: build the Bot and Dispatcher, then serve a webhook or poll."""
 
 import asyncio
+import gc
 import signal
 
 from aiogram import Bot, Dispatcher
@@ -208,6 +209,15 @@ async def serve_metrics(metrics: BotMetrics, host: str, port: int) -> web.AppRun
     return runner
 
 
+def freeze_startup_heap() -> None:
+    """Keep what startup built (aiogram's ~190k type objects, the app) out of the collector.
+
+    It lives as long as the process; a full collection walking it paused every update for
+    ~170 ms.
+    """
+    gc.freeze()
+
+
 async def run_polling(settings: BotSettings) -> None:
     backend = create_backend(settings)
     redis = create_redis(settings)
@@ -216,6 +226,7 @@ async def run_polling(settings: BotSettings) -> None:
     dp = create_dispatcher(settings, backend, redis, metrics)
     # Polling needs no webhook port, so /metrics (and /health) are served there instead.
     scrape = await serve_metrics(metrics, settings.bot_host, settings.bot_port)
+    freeze_startup_heap()
     try:
         await bot.delete_webhook(drop_pending_updates=False)
         log.info("bot_polling")
@@ -295,6 +306,7 @@ def create_webhook_app(
             certificate=FSInputFile(settings.webhook_cert) if settings.webhook_cert else None,
         )
         log.info("webhook_set", path=settings.webhook_path)
+        freeze_startup_heap()
 
     async def on_shutdown(_app: web.Application) -> None:
         # Finish answers in flight (bounded) before the sessions close.
