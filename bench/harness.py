@@ -284,9 +284,9 @@ class System:
 
     telegram: BenchTelegram
     providers: BenchProviders
-    backend: Service
-    bot: Service
-    bot_url: str
+    backends: list[Service]
+    bots: list[Service]  # bots[i] talks to backends[i]
+    bot_urls: list[str]
     database: str
     postgres: BenchPostgres
     admin: AsyncEngine  # the bench's own connection, to the maintenance database
@@ -298,11 +298,15 @@ class System:
     wire: RoundTrips | None = None
 
     def pids(self) -> dict[str, list[int]]:
-        """The processes of each part: backend, bot, postgres (this database's server)."""
-        assert self.backend.process.pid and self.bot.process.pid
+        """The processes of each part (every replica of a service together): backend, bot,
+        postgres (this database's server)."""
+
+        def of(services: list[Service]) -> list[int]:
+            return [pid for s in services if s.process.pid for pid in process_tree(s.process.pid)]
+
         return {
-            "backend": process_tree(self.backend.process.pid),
-            "bot": process_tree(self.bot.process.pid),
+            "backend": of(self.backends),
+            "bot": of(self.bots),
             "postgres": self.postgres.pids(),
             "bench": [os.getpid()],
         }
@@ -321,7 +325,9 @@ class System:
         async with self.webhook_slots:
             self.telegram.chats[user_id].posted.append(time.time())
             try:
-                status = await self.telegram.deliver(update, via=self.bot_url)
+                # Users spread over the bot replicas, as nginx spreads the webhook.
+                bot_url = self.bot_urls[user_id % len(self.bot_urls)]
+                status = await self.telegram.deliver(update, via=bot_url)
             except OSError:
                 status = 0
         if status != 200:
@@ -433,8 +439,12 @@ async def running_system(
     count_round_trips: bool = False,
     profile_dir: Path | None = None,
     service_env: dict[str, str] | None = None,
+    replicas: int = 1,
 ) -> AsyncIterator[System]:
     """Fresh fakes, a fresh database and fresh service processes; all gone afterwards.
+
+    `replicas` backends and as many bots, bot i talking to backend i (the load spreads users
+    over the bots, so no balancer stands between): they share PostgreSQL and Redis.
 
     With `count_round_trips` the backend reaches PostgreSQL through a counting proxy
     (`system.wire`); with `profile_dir` both services run under cProfile (bench/profiling.py)
@@ -460,6 +470,7 @@ async def running_system(
             on_start,
             profile_dir,
             service_env or {},
+            replicas,
         ) as system:
             system.wire = wire
             yield system
@@ -477,12 +488,18 @@ async def _system(
     on_start: Callable[[BenchProviders, BenchTelegram], None] | None,
     profile_dir: Path | None,
     overrides: dict[str, str],
+    replicas: int,
 ) -> AsyncIterator[System]:
+    if replicas > 1 and not redis:
+        raise ValueError("replicas share their state in Redis: none answers on 127.0.0.1:6379")
     providers, telegram = BenchProviders(), BenchTelegram(BOT_TOKEN)
     if on_start is not None:
         on_start(providers, telegram)
-    backend_port, bot_port = free_port(), free_port()
-    backend_url, bot_url = f"http://127.0.0.1:{backend_port}", f"http://127.0.0.1:{bot_port}"
+    backend_ports = [free_port() for _ in range(replicas)]
+    bot_ports = [free_port() for _ in range(replicas)]
+    backend_urls = [f"http://127.0.0.1:{p}" for p in backend_ports]
+    bot_urls = [f"http://127.0.0.1:{p}" for p in bot_ports]
+    prefix = f"pomogator-bench-{secrets.token_hex(4)}:"
     admin = create_async_engine(postgres.server.url, isolation_level="AUTOCOMMIT", pool_size=2)
     async with _serve(providers.app()) as providers_url, _serve(telegram.app()) as telegram_url:
         providers.root_url, telegram.base_url = providers_url, telegram_url
@@ -491,7 +508,6 @@ async def _system(
             DATABASE_URL=backend_database_url,
             INTERNAL_API_TOKEN=INTERNAL_TOKEN,
             BACKEND_HOST="127.0.0.1",
-            BACKEND_PORT=str(backend_port),
             LOG_FORMAT="json",
             LOG_LEVEL="WARNING",
             PROVIDER_MAX_RETRIES="0",
@@ -509,13 +525,11 @@ async def _system(
             WEBHOOK_PATH=WEBHOOK_PATH,
             WEBHOOK_SECRET=WEBHOOK_SECRET,
             BOT_HOST="127.0.0.1",
-            BOT_PORT=str(bot_port),
-            BACKEND_URL=backend_url,
             INTERNAL_API_TOKEN=INTERNAL_TOKEN,
             LOG_FORMAT="json",
             LOG_LEVEL="WARNING",
             # A run's keys of its own in a Redis others may share.
-            REDIS_KEY_PREFIX=f"pomogator-bench-{secrets.token_hex(4)}:",
+            REDIS_KEY_PREFIX=prefix,
             # Work left over when a scenario ends is abandoned, not drained for 25 s.
             SHUTDOWN_GRACE_S="1",
             **extra,
@@ -528,21 +542,34 @@ async def _system(
                 return ["-m", module]
             return ["-m", "bench.profiling", str(profile_dir / f"{module}.prof"), module]
 
-        bot = await Service.start("bot", argv("bot"), bot_environment, workdir)
-        services = [bot]
+        bots: list[Service] = []
+        backends: list[Service] = []
         try:
+            # The bots need neither database nor backend to start, so they start meanwhile.
+            for n, (port, backend_url) in enumerate(zip(bot_ports, backend_urls, strict=True)):
+                env = bot_environment | {"BOT_PORT": str(port), "BACKEND_URL": backend_url}
+                bots.append(await Service.start(f"bot-{n + 1}", argv("bot"), env, workdir))
             await init_database(database_url)
-            backend = await Service.start("backend", argv("backend"), backend_env, workdir)
-            services.insert(0, backend)
+            for n, port in enumerate(backend_ports):
+                env = backend_env | {"BACKEND_PORT": str(port)}
+                backends.append(
+                    await Service.start(f"backend-{n + 1}", argv("backend"), env, workdir)
+                )
             async with httpx.AsyncClient() as http:
                 await asyncio.gather(
-                    backend.wait_healthy(f"{backend_url}/health", http),
-                    bot.wait_healthy(f"{bot_url}/health", http),
+                    *(
+                        s.wait_healthy(f"{u}/health", http)
+                        for s, u in zip(backends, backend_urls, strict=True)
+                    ),
+                    *(
+                        s.wait_healthy(f"{u}/health", http)
+                        for s, u in zip(bots, bot_urls, strict=True)
+                    ),
                 )
-            await telegram.wait_for("setWebhook", timeout=STARTUP_TIMEOUT_S)
-            yield System(telegram, providers, backend, bot, bot_url, name, postgres, admin)
+            await telegram.wait_for("setWebhook", count=replicas, timeout=STARTUP_TIMEOUT_S)
+            yield System(telegram, providers, backends, bots, bot_urls, name, postgres, admin)
         finally:
-            for service in reversed(services):
+            for service in [*bots, *backends]:
                 await service.stop()
             await telegram.aclose()
             await admin.dispose()

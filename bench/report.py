@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.harness import bench_postgres, machine, redis_answers
-from bench.scenarios import BOT_ENV, SCENARIOS, Context, Figure, Options, limiter_setting
+from bench.scenarios import (
+    BOT_ENV,
+    REPLICATED,
+    SCENARIOS,
+    Context,
+    Figure,
+    Options,
+    limiter_setting,
+)
 
 
 @dataclass
@@ -42,7 +50,7 @@ async def run(
             {
                 "postgres": f"PostgreSQL {postgres.version} (own server, fsync on)",
                 "claims": "Redis 127.0.0.1:6379" if options.redis else "PostgreSQL (no Redis)",
-                "services": "1 backend + 1 bot process, production settings, LOG_LEVEL=WARNING",
+                "services": services(options.replicas),
                 "bot's Telegram limiter": limiters(names),  # lifted where the fake has none
                 **(
                     {"settings": " ".join(f"{k}={v}" for k, v in options.service_env.items())}
@@ -53,22 +61,43 @@ async def run(
         )
         with tempfile.TemporaryDirectory(prefix="pomogator-bench-") as workdir:
             context = Context(postgres, Path(workdir), options)
-            for name in names:
+            runs = [
+                (name, count)
+                for name in names
+                for count in (options.replicas if name in REPLICATED else (1,))
+            ]
+            for name, count in runs:
+                label = name if options.replicas == (1,) else f"{name} ({count}+{count})"
                 began = time.monotonic()
                 if progress:
-                    print(f"bench: {name}...", file=sys.stderr, flush=True)
+                    print(f"bench: {label}...", file=sys.stderr, flush=True)
                 try:
-                    scenario = dataclasses.replace(context, bot_env=BOT_ENV.get(name, {}))
-                    report.figures += await SCENARIOS[name](scenario)
+                    scenario = dataclasses.replace(
+                        context, bot_env=BOT_ENV.get(name, {}), replicas=count
+                    )
+                    figures = await SCENARIOS[name](scenario)
+                    for figure in figures:
+                        figure.scenario = label if name in REPLICATED else name
+                    report.figures += figures
                 except Exception as exc:  # one broken scenario must not hide the others' figures
-                    report.failed[name] = f"{type(exc).__name__}: {exc}"
+                    report.failed[label] = f"{type(exc).__name__}: {exc}"
                     if progress:
                         traceback.print_exc()
                 if progress:
                     took = time.monotonic() - began
-                    print(f"bench: {name} took {took:.0f} s", file=sys.stderr, flush=True)
+                    print(f"bench: {label} took {took:.0f} s", file=sys.stderr, flush=True)
     report.seconds = time.monotonic() - started
     return report
+
+
+def services(replicas: tuple[int, ...]) -> str:
+    if replicas == (1,):
+        return "1 backend + 1 bot process, production settings, LOG_LEVEL=WARNING"
+    counts = " and ".join(f"{n} + {n}" for n in replicas)
+    return (
+        f"{counts} backend + bot processes (overhead and ceiling; bot i talks to backend i,"
+        " users spread over the bots), production settings, LOG_LEVEL=WARNING"
+    )
 
 
 def limiters(names: list[str]) -> str:
@@ -141,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         help="a setting for both services, e.g. --set DB_MAX_OVERFLOW=0 (repeatable)",
     )
     parser.add_argument(
+        "--replicas",
+        default="1",
+        metavar="N[,M...]",
+        help="overhead and ceiling with N (then M...) replicas of each service, e.g. 1,2",
+    )
+    parser.add_argument(
         "--details",
         action="store_true",
         help="also print each step and statement behind the figures",
@@ -167,6 +202,12 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not key:
             parser.error(f"--set {setting!r}: expected KEY=VALUE")
         options.service_env[key] = value
+    try:
+        options.replicas = tuple(int(n) for n in args.replicas.split(","))
+    except ValueError:
+        parser.error(f"--replicas {args.replicas!r}: expected counts like 1,2")
+    if any(n < 1 for n in options.replicas):
+        parser.error("--replicas: at least 1 of each")
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
         options.profile_dir = args.profile.resolve()

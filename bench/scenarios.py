@@ -55,6 +55,7 @@ class Options:
     redis: bool = True
     profile_dir: Path | None = None  # both services under cProfile (slower: figures skewed)
     service_env: dict[str, str] = field(default_factory=dict)  # --set: settings for both
+    replicas: tuple[int, ...] = (1,)  # --replicas: overhead and ceiling with each count
 
     @classmethod
     def smoke(cls, redis: bool) -> "Options":
@@ -111,6 +112,7 @@ class Context:
     workdir: Path
     options: Options
     bot_env: dict[str, str] = field(default_factory=dict)  # the scenario's (BOT_ENV)
+    replicas: int = 1  # of each service
 
     def system(
         self,
@@ -126,6 +128,7 @@ class Context:
             profile_dir=self.options.profile_dir,
             bot_env=bot_env,
             service_env=self.options.service_env,
+            replicas=self.replicas,
             **kwargs,
         )
 
@@ -454,6 +457,9 @@ async def db_work(ctx: Context) -> list[Figure]:
             ]
     return rows
 
+
+# The scenarios `--replicas` runs once per count: what more processes would change.
+REPLICATED = ("overhead", "ceiling")
 
 SCENARIOS: dict[str, Scenario] = {
     "overhead": overhead,

@@ -68,6 +68,9 @@ class BotSettings(BaseSettings):
     stream_interval_s: float = Field(default=1.0, gt=0, le=10)
     max_waiting_per_user: int = Field(default=5, ge=0, le=100)
     shutdown_grace_s: float = Field(default=25.0, ge=0, le=600)
+    # How long what a replica holds in Redis (a user's turn, the messages it took) outlives
+    # the replica if it dies: after that, another replica goes on and tells the user.
+    replica_lease_s: float = Field(default=30.0, ge=1, le=600)
     # Messages (and edits, drafts) per second to all chats: Telegram allows about 30, up to
     # 1000 with paid broadcasts. The burst is how many may go at once after a quiet spell.
     telegram_global_rate: float = Field(default=30.0, gt=0, le=1000)

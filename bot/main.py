@@ -1,6 +1,7 @@
 """The bot process: build the Bot and Dispatcher, then serve a webhook or poll."""
 
 import asyncio
+import functools
 import gc
 import signal
 
@@ -26,7 +27,8 @@ from bot.handlers import (
     preferences,
     privacy,
 )
-from bot.keyboards.menus import SwitchModelCB
+from bot.handlers.chat import tell_lost
+from bot.keyboards.menus import AskAgainCB, SwitchModelCB
 from bot.middlewares.auth import ProfileCache, UserMiddleware
 from bot.middlewares.blocked import BlockedMiddleware
 from bot.middlewares.dedup import (
@@ -35,11 +37,12 @@ from bot.middlewares.dedup import (
     SeenUpdates,
     SharedClaimMiddleware,
 )
-from bot.middlewares.ordering import OrderingMiddleware, UserQueue
+from bot.middlewares.ordering import OrderingMiddleware, SharedTurns, UserQueue
 from bot.middlewares.subscription import AllowanceMiddleware
 from bot.services.backend import BackendClient
 from bot.services.broadcast import BroadcastRunner
 from bot.services.claims import UpdateClaims, connect_redis
+from bot.services.inflight import InFlightAnswers
 from bot.utils.catalog import CatalogCache
 from bot.utils.i18n import LANGUAGES, create_i18n, language_of
 from bot.utils.inline_filters import run_filters_inline
@@ -76,8 +79,10 @@ def create_bot(
     session: AiohttpSession | None = None,
     limits: TelegramLimits | None = None,
     metrics: BotMetrics | None = None,
+    redis: Redis | None = None,
 ) -> Bot:
-    """A Bot pointed at Telegram or at TELEGRAM_API_BASE, with the outbound limiter."""
+    """A Bot pointed at Telegram or at TELEGRAM_API_BASE, with the outbound limiter (its
+    budgets shared by every replica through `redis`)."""
     api = (
         TelegramAPIServer.from_base(settings.telegram_api_base)
         if settings.telegram_api_base
@@ -89,18 +94,20 @@ def create_bot(
         default=DefaultBotProperties(link_preview=LinkPreviewOptions(is_disabled=True)),
     )
     pin_response_models()
-    bot.session.middleware(limits or create_limits(settings))
+    bot.session.middleware(limits or create_limits(settings, redis))
     if metrics is not None:  # inside the limiter: every attempt of a retried call counts
         bot.session.middleware(TelegramApiMetrics(metrics))
     return bot
 
 
-def create_limits(settings: BotSettings) -> TelegramLimits:
+def create_limits(settings: BotSettings, redis: Redis | None = None) -> TelegramLimits:
     """The outbound limiter at the configured global and per-chat rates."""
     return TelegramLimits(
         global_rate=settings.telegram_global_rate,
         global_burst=settings.telegram_global_burst,
         per_chat_rate=settings.telegram_per_chat_rate,
+        redis=redis,
+        redis_prefix=settings.redis_key_prefix,
     )
 
 
@@ -120,8 +127,13 @@ def create_dispatcher(
     metrics: BotMetrics | None = None,
 ) -> Dispatcher:
     """Routers, middlewares and collaborators; handlers receive these as parameters."""
-    profiles = ProfileCache()
-    queue = UserQueue(max_waiting=settings.max_waiting_per_user)
+    profiles = ProfileCache(redis, settings.redis_key_prefix)
+    lease = settings.replica_lease_s
+    turns = inflight = None
+    if redis is not None:
+        turns = SharedTurns(redis, settings.redis_key_prefix, lease_s=lease)
+        inflight = InFlightAnswers(redis, settings.redis_key_prefix, lease_s=lease)
+    queue = UserQueue(max_waiting=settings.max_waiting_per_user, shared=turns)
     claims = UpdateClaims(backend, redis, prefix=settings.redis_key_prefix)
     broadcasts = BroadcastRunner(
         backend, settings.admin_ids, per_second=settings.broadcast_per_second
@@ -140,7 +152,8 @@ def create_dispatcher(
 
     async def busy(message: Message) -> None:
         language = language_of(
-            profiles.get(message.from_user.id) if message.from_user else None, message.from_user
+            await profiles.get(message.from_user.id) if message.from_user else None,
+            message.from_user,
         )
         await message.answer(i18n.core.get("busy", language))
 
@@ -151,7 +164,12 @@ def create_dispatcher(
     dp.update.outer_middleware(UpdateMetricsMiddleware(dp["metrics"]))
     dp.update.outer_middleware(DeduplicationMiddleware(SeenUpdates()))
     dp.update.outer_middleware(
-        OrderingMiddleware(queue, busy, answering_prefixes=(SwitchModelCB.__prefix__,))
+        OrderingMiddleware(
+            queue,
+            busy,
+            answering_prefixes=(SwitchModelCB.__prefix__, AskAgainCB.__prefix__),
+            inflight=inflight,
+        )
     )
     dp.update.outer_middleware(SharedClaimMiddleware(claims))
     dp.update.outer_middleware(UserMiddleware(backend, profiles))
@@ -175,6 +193,13 @@ def create_dispatcher(
     # Running broadcasts resume from their cursor at start-up.
     dp.startup.register(broadcasts.start)
     dp.shutdown.register(broadcasts.stop)
+    if inflight is not None:
+
+        async def watch_lost_answers(bot: Bot) -> None:
+            await inflight.start(functools.partial(tell_lost, bot, i18n.core))
+
+        dp.startup.register(watch_lost_answers)
+        dp.shutdown.register(inflight.stop)
     return dp
 
 
@@ -222,7 +247,7 @@ async def run_polling(settings: BotSettings) -> None:
     backend = create_backend(settings)
     redis = create_redis(settings)
     metrics = BotMetrics()
-    bot = create_bot(settings, metrics=metrics)
+    bot = create_bot(settings, metrics=metrics, redis=redis)
     dp = create_dispatcher(settings, backend, redis, metrics)
     # Polling needs no webhook port, so /metrics (and /health) are served there instead.
     scrape = await serve_metrics(metrics, settings.bot_host, settings.bot_port)
@@ -332,7 +357,7 @@ async def run_webhook(settings: BotSettings) -> None:
     backend = create_backend(settings)
     redis = create_redis(settings)
     metrics = BotMetrics()
-    bot = create_bot(settings, metrics=metrics)
+    bot = create_bot(settings, metrics=metrics, redis=redis)
     dp = create_dispatcher(settings, backend, redis, metrics)
     app = create_webhook_app(settings, bot, dp, backend, redis)
     runner = web.AppRunner(app, access_log=None)

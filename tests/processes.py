@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import random
 import signal
 import socket
 from dataclasses import dataclass, field
@@ -11,13 +12,25 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-STARTUP_TIMEOUT_S = 30.0
+STARTUP_TIMEOUT_S = 60.0
+
+
+# Below Linux's ephemeral range (32768-60999): the kernel never hands out these ports for
+# outgoing connections, so a port chosen here stays free until the process that is given it
+# binds it, seconds later (port 0 would pick one the kernel may give a connection meanwhile).
+LISTEN_PORTS = range(20_000, 32_768)
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nobody listens on, for a process to be started on."""
+    while True:
+        port = random.choice(LISTEN_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def service_env(**values: str) -> dict[str, str]:

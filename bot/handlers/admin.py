@@ -272,15 +272,15 @@ async def apply(
     if action in VIP_DAYS or action == "grant":
         card = await backend.admin_grant_vip(admin_id, user_id, days or VIP_DAYS[action])
         assert card.vip_until is not None
-        profiles.update(user_id, is_vip=True, vip_expires_at=card.vip_until)
+        await profiles.update(user_id, is_vip=True, vip_expires_at=card.vip_until)
         return card, i18n.get("admin-vip-granted", until=format_date(card.vip_until, i18n.locale))
     if action == "revoke":
         card, notice = await revoke(admin_id, user_id, bot, backend, i18n)
-        profiles.update(user_id, is_vip=False, vip_expires_at=None)
+        await profiles.update(user_id, is_vip=False, vip_expires_at=None)
         return card, notice
     blocked = action == "block"
     card = await backend.admin_set_blocked(admin_id, user_id, blocked)
-    profiles.update(user_id, blocked=blocked)
+    await profiles.update(user_id, blocked=blocked)
     return card, i18n.get("admin-user-blocked" if blocked else "admin-user-unblocked")
 
 

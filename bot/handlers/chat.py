@@ -5,13 +5,20 @@ go through the same `answer`.
 """
 
 import base64
+import contextlib
 import math
 import time
 from dataclasses import dataclass
 
 from aiogram import Bot, F, Router
-from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, Message
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyParameters,
+)
 from aiogram.utils.chat_action import ChatActionSender
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from aiogram_i18n import I18nContext
@@ -19,9 +26,11 @@ from aiogram_i18n.exceptions import FluentMessageError, KeyNotFoundError
 
 from bot.config import BotSettings
 from bot.handlers.common import unavailable
-from bot.keyboards.menus import MenuCB, after_answer
+from bot.keyboards.menus import AskAgainCB, MenuCB, after_answer, ask_again
 from bot.middlewares.auth import ProfileCache
 from bot.services.backend import BackendClient, BackendError
+from bot.services.broadcast import Texts
+from bot.services.inflight import Taken
 from bot.services.schemas import Attachment, DoneEvent, ErrorEvent, Kind, Profile
 from bot.utils.logging import get_logger
 from bot.utils.render import (
@@ -189,7 +198,7 @@ async def answer(
                 elif event.type == "progress":
                     await live.show(i18n.get("researching", seconds=int(event.elapsed_s)))
                 elif event.type == "done":
-                    profiles.update(
+                    await profiles.update(
                         profile.telegram_id,
                         free_messages_left=event.free_messages_left,
                         is_vip=event.is_vip,
@@ -201,7 +210,7 @@ async def answer(
                     else:
                         await deliver(message, live, event, profile, i18n)
                 elif event.type == "error":
-                    profiles.update(
+                    await profiles.update(
                         profile.telegram_id, free_messages_left=event.free_messages_left
                     )
                     await report_failure(message, live, event, i18n)
@@ -245,7 +254,7 @@ async def paywall(
             "paywall-picture", credits=credits, left=left, price=settings.vip_price_stars
         )
     else:
-        profiles.update(profile.telegram_id, free_messages_left=0)
+        await profiles.update(profile.telegram_id, free_messages_left=0)
         text = i18n.get(
             "paywall", limit=profile.free_messages_limit, price=settings.vip_price_stars
         )
@@ -431,8 +440,66 @@ def megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f}".removesuffix(".0")
 
 
+async def tell_lost(bot: Bot, texts: Texts, taken: Taken) -> None:
+    """A message whose answer was lost with its replica: say so, replying to it; a typed
+    question gets a button to ask it again."""
+    language = taken.language or "en"
+    try:
+        if taken.question:
+            text = texts.get("answer-lost", language)
+            markup = ask_again(texts.get("btn-ask-again", language))
+        else:
+            text, markup = texts.get("answer-lost-send-again", language), None
+        await bot.send_message(
+            taken.chat_id,
+            text,
+            reply_parameters=ReplyParameters(
+                message_id=taken.message_id, allow_sending_without_reply=True
+            ),
+            reply_markup=markup,
+        )
+    except TelegramAPIError as exc:  # blocked the bot meanwhile, chat gone
+        log.info("answer_lost_not_told", chat_id=taken.chat_id, error=type(exc).__name__)
+
+
+async def ask_again_pressed(
+    query: CallbackQuery,
+    bot: Bot,
+    profile: Profile | None,
+    backend: BackendClient,
+    profiles: ProfileCache,
+    settings: BotSettings,
+    i18n: I18nContext,
+) -> None:
+    """The question the notice replies to, asked once more (as a new message: the lost one
+    was refunded, and pressing twice asks once)."""
+    notice = query.message if isinstance(query.message, Message) else None
+    question = notice.reply_to_message if notice is not None else None
+    if (
+        notice is None
+        or question is None
+        or question.from_user is None
+        or question.from_user.id != query.from_user.id
+        or not (question.text or "").strip()
+    ):
+        await query.answer(i18n.get("button-outdated"), show_alert=True)
+        return
+    await query.answer()
+    await edit_markup_away(notice)
+    # Under the notice's id: the backend answers each client message id once.
+    again = question.model_copy(update={"message_id": notice.message_id}).as_(bot)
+    await answer_message(again, bot, profile, backend, profiles, settings, i18n)
+
+
+async def edit_markup_away(message: Message) -> None:
+    """The button goes once pressed (a notice older than 48 hours keeps it: no harm)."""
+    with contextlib.suppress(TelegramAPIError):
+        await message.edit_reply_markup(reply_markup=None)
+
+
 def create_router() -> Router:
     """The chat handlers on a fresh router (one per dispatcher)."""
     router = Router(name="chat")
     router.message.register(answer_message, F.text)
+    router.callback_query.register(ask_again_pressed, AskAgainCB.filter())
     return router

@@ -59,7 +59,7 @@ async def choose(
             raise
         await outdated_button(query, i18n)
         return None
-    profiles.put(profile)
+    await profiles.put(profile)
     return profile
 
 

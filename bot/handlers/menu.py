@@ -63,7 +63,7 @@ async def status_text(
     i18n: I18nContext,
 ) -> str:
     profile = await backend.profile(telegram_id)
-    cache.put(profile)
+    await cache.put(profile)
     plan = await plan_lines(profile, backend, i18n)
     provider, model = await catalogs.labels(profile.model)
     return "\n".join([*plan, i18n.get("status-model", provider=provider, model=model)])
@@ -175,7 +175,7 @@ async def change_setting(
         await query.answer(i18n.get("button-outdated"), show_alert=True)
         return
     profile = await backend.update_user(query.from_user.id, **changes)
-    profiles.put(profile)
+    await profiles.put(profile)
     with i18n.use_locale(profile.language):
         text, keyboard = await settings_view(profile, backend, catalogs, i18n)
         await edit_or_answer(query, text, keyboard, notice=i18n.get("settings-saved"))

@@ -191,7 +191,7 @@ async def successful_payment(
             await asyncio.sleep(0.5 * 2**attempt)
     if result is None:
         raise PaymentNotRecorded(payment.telegram_payment_charge_id)
-    profiles.update(
+    await profiles.update(
         message.from_user.id,
         is_vip=result.vip_expires_at is not None,
         vip_expires_at=result.vip_expires_at,
@@ -224,7 +224,7 @@ async def refunded_payment(
         log.error("refund_not_matched", charge=refund.telegram_payment_charge_id)
         return
     if message.from_user is not None:
-        profiles.update(message.from_user.id, is_vip=result.vip_expires_at is not None)
+        await profiles.update(message.from_user.id, is_vip=result.vip_expires_at is not None)
     if result.refunded:
         await message.answer(i18n.get("payment-refunded"))
 

@@ -159,7 +159,7 @@ async def set_instructions(
         limit = int(exc.details.get("limit") or limit)
         await message.answer(i18n.get("instructions-too-long", limit=limit, length=len(text)))
         return
-    profiles.put(profile)
+    await profiles.put(profile)
     saved, keyboard = instructions_view(profile, i18n)
     await message.answer(i18n.get("instructions-saved") + "\n\n" + saved, reply_markup=keyboard)
 
@@ -168,7 +168,7 @@ async def clear_instructions(
     query: CallbackQuery, backend: BackendClient, profiles: ProfileCache, i18n: I18nContext
 ) -> None:
     profile = await backend.update_user(query.from_user.id, custom_instructions="")
-    profiles.put(profile)
+    await profiles.put(profile)
     text, keyboard = instructions_view(profile, i18n)
     await edit_or_answer(query, text, keyboard, notice=i18n.get("instructions-cleared"))
 

@@ -45,10 +45,20 @@ class SwitchModelCB(CallbackData, prefix="sw"):
     model: str
 
 
+class AskAgainCB(CallbackData, prefix="again"):
+    """Ask the question a lost answer's notice replies to once more."""
+
+
 class ForgetCB(CallbackData, prefix="fg"):
     """/forget from the settings: ask first, then erase or leave everything as it is."""
 
     action: Literal["ask", "yes", "no"]
+
+
+def ask_again(label: str) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=label, callback_data=AskAgainCB())
+    return kb.as_markup()
 
 
 CURRENT = "✅ "

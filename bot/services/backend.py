@@ -209,18 +209,28 @@ class BackendClient:
             body["attachment"] = attachment.model_dump() | {
                 "filename": stored(attachment.filename, 255) or None
             }
-        try:
-            async with self._streams.stream("POST", "/api/v1/messages", json=body) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    raise self._error(response)
-                async for line in response.aiter_lines():
-                    if line.strip():
-                        yield STREAM_EVENT.validate_json(line)
-        except httpx.TransportError as exc:
-            raise BackendUnavailable(type(exc).__name__) from exc
-        except ValidationError as exc:
-            raise BackendUnavailable("unreadable answer stream") from exc
+        # Sent again once if it failed before any answer came: the backend answers and charges
+        # a client message id once, and a replica going away for a deploy closes only idle
+        # connections, before it read anything from them.
+        for attempt in (1, 2):
+            answered = False
+            try:
+                async with self._streams.stream("POST", "/api/v1/messages", json=body) as response:
+                    answered = True
+                    if response.status_code != 200:
+                        await response.aread()
+                        raise self._error(response)
+                    async for line in response.aiter_lines():
+                        if line.strip():
+                            yield STREAM_EVENT.validate_json(line)
+                return
+            except (httpx.ConnectError, *STALE_CONNECTION) as exc:
+                if answered or attempt == 2 or client_message_id is None:
+                    raise BackendUnavailable(type(exc).__name__) from exc
+            except httpx.TransportError as exc:
+                raise BackendUnavailable(type(exc).__name__) from exc
+            except ValidationError as exc:
+                raise BackendUnavailable("unreadable answer stream") from exc
 
     async def plan(self) -> Plan:
         return Plan.model_validate(await self._call("GET", "/api/v1/payments/plan"))
@@ -379,10 +389,13 @@ class BackendClient:
         self, method: str, path: str, *, idempotent: bool = False, **kwargs: Any
     ) -> Any:
         """One request; GETs and calls marked `idempotent` are retried once on a stale
-        connection. Others (a claim, a payment) are not: the backend may have acted on them."""
+        connection. Others (a claim, a payment) are not: the backend may have acted on them.
+        Any call is retried once when it could not connect: nothing was sent."""
         retry = idempotent or method == "GET"
         try:
             try:
+                response = await self._http.request(method, path, **kwargs)
+            except httpx.ConnectError:
                 response = await self._http.request(method, path, **kwargs)
             except STALE_CONNECTION:
                 if not retry:

@@ -21,15 +21,14 @@ its claims after 7 days.
 """
 
 import asyncio
-import time
 from typing import Protocol
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from bot.services.backend import BackendError
+from bot.services.redis_health import REDIS_ERRORS, RedisCircuit
 from bot.utils.logging import get_logger
 
 log = get_logger("bot.claims")
@@ -78,16 +77,15 @@ class UpdateClaims:
         self._prefix = f"{prefix}update:"
         self._ttl = ttl_s
         self._timeout = timeout_s
-        self._retry = retry_s
-        self._redis_down_until: float | None = None  # None: Redis is believed up
+        self._circuit = RedisCircuit("update claims", retry_s)
 
     @property
     def redis_down(self) -> bool:
-        return self._redis_down_until is not None
+        return self._circuit.down
 
     async def claim(self, update_id: int) -> bool:
         """True if this replica should handle the update (first claim, or nobody to ask)."""
-        if self._redis is not None and self._redis_usable():
+        if self._redis is not None and self._circuit.usable():
             claimed = await self._claim_in_redis(update_id)
             if claimed is not None:
                 return claimed
@@ -98,9 +96,6 @@ class UpdateClaims:
             log.warning("update_claim_failed", update_id=update_id, error=code)
             return True  # at-least-once: see the module docstring
 
-    def _redis_usable(self) -> bool:
-        return self._redis_down_until is None or time.monotonic() >= self._redis_down_until
-
     async def _claim_in_redis(self, update_id: int) -> bool | None:
         """The Redis verdict, or None when Redis could not be asked."""
         assert self._redis is not None
@@ -109,12 +104,8 @@ class UpdateClaims:
                 created = await self._redis.set(
                     f"{self._prefix}{update_id}", 1, nx=True, ex=self._ttl
                 )
-        except (RedisError, OSError, TimeoutError) as exc:
-            if self._redis_down_until is None:
-                log.warning("redis_unavailable", error=type(exc).__name__, retry_in_s=self._retry)
-            self._redis_down_until = time.monotonic() + self._retry
+        except REDIS_ERRORS as exc:
+            self._circuit.failed(exc)
             return None
-        if self._redis_down_until is not None:
-            log.info("redis_recovered")
-            self._redis_down_until = None
+        self._circuit.succeeded()
         return bool(created)

@@ -5,6 +5,9 @@ fake Telegram (tests/fakes/telegram.py), so files really go through getFile and 
 """
 
 import contextlib
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,11 +23,40 @@ from backend.tests.fixtures import TEST_TOKEN, fast_catalog, next_telegram_id, p
 from bot.config import BotSettings
 from bot.main import create_bot, create_dispatcher
 from bot.services.backend import BackendClient
+from bot.services.claims import connect_redis
 from bot.tests.telegram import TOKEN, RecordingSession
 from bot.utils.telegram_limits import TelegramLimits
 from tests.fakes.telegram import FakeTelegram, start_fake_telegram
 
 ADMIN_ID = 777_000
+# The real Redis the shared-state tests use (each under a key prefix of its own).
+REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own on the real Redis, its keys deleted afterwards."""
+    prefix = f"pomogator-test-{secrets.token_hex(6)}:"
+    probe = connect_redis(REDIS_URL)
+    try:
+        await probe.ping()
+    except Exception as exc:
+        await probe.aclose()
+        pytest.skip(f"no Redis at {REDIS_URL}: {type(exc).__name__}")
+    try:
+        yield prefix
+    finally:
+        keys = [key async for key in probe.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await probe.delete(*keys)
+        await probe.aclose()
 
 
 async def no_sleep(seconds: float) -> None:

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bot.services.backend import BackendClient, BackendUnavailable
+from bot.services.backend import BackendClient, BackendError, BackendUnavailable
+
+QUOTA = "free_limit_reached"
 
 PROFILE = {
     "telegram_id": 7,
@@ -62,9 +64,16 @@ class DroppingBackend:
                     writer.transport.abort()
                     return
                 path = lines[0].split()[1]
-                body = json.dumps({"claimed": True} if "claim" in path else PROFILE).encode()
+                status = b"200 OK"
+                if "messages" in path:  # the question reached the backend: a refusal answers
+                    status = b"402 Payment Required"
+                    body = json.dumps({"error": {"code": QUOTA, "message": "spent"}}).encode()
+                else:
+                    body = json.dumps({"claimed": True} if "claim" in path else PROFILE).encode()
                 writer.write(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"HTTP/1.1 "
+                    + status
+                    + b"\r\nContent-Type: application/json\r\n"
                     + f"Content-Length: {len(body)}\r\n\r\n".encode()
                     + body
                 )
@@ -132,6 +141,38 @@ async def test_a_safe_call_is_sent_at_most_twice():
         try:
             with pytest.raises(BackendUnavailable):
                 await client.profile(7)
+        finally:
+            await client.aclose()
+    assert len(backend.requests) == 2
+
+
+async def ask(client: BackendClient, client_message_id: str | None) -> list[object]:
+    return [event async for event in client.ask(7, "Hello?", client_message_id)]
+
+
+async def test_a_question_on_a_dropped_connection_is_sent_again_under_its_message_id():
+    # The backend answers and charges a client message id once: sending it again is safe.
+    async with dropping_backend(2) as backend:
+        client = BackendClient(backend.url, "token")
+        try:
+            with pytest.raises(BackendError) as first:
+                await ask(client, "7:1")
+            with pytest.raises(BackendError) as second:
+                await ask(client, "7:2")
+        finally:
+            await client.aclose()
+    assert (first.value.code, second.value.code) == (QUOTA, QUOTA)
+    assert backend.requests == ["POST /api/v1/messages HTTP/1.1"] * 3
+
+
+async def test_a_question_without_a_message_id_is_not_sent_twice():
+    async with dropping_backend(2) as backend:
+        client = BackendClient(backend.url, "token")
+        try:
+            with pytest.raises(BackendError):
+                await ask(client, None)
+            with pytest.raises(BackendUnavailable):
+                await ask(client, None)
         finally:
             await client.aclose()
     assert len(backend.requests) == 2

@@ -175,7 +175,7 @@ async def test_backend_down_tells_the_user_quickly(env, user_id):
     from bot.services.backend import BackendClient
 
     env.dp.workflow_data["backend"] = BackendClient("http://127.0.0.1:9", "x")
-    env.dp["profiles"]._items.clear()
+    env.dp["profiles"]._local._items.clear()
     await env.send(message_update(user_id, "Hello"))
     assert "temporarily unavailable" in env.telegram.sent_texts()[-1]
 

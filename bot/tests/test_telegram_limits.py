@@ -3,7 +3,7 @@
 import asyncio
 import json
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -11,10 +11,13 @@ from aiogram import Bot
 from aiogram.client.session.base import BaseSession
 from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
 from aiogram.methods import GetMe, SendMessage, SendMessageDraft, TelegramMethod
+from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
 from bot.handlers.chat import LiveAnswer
 from bot.main import create_bot
-from bot.tests.conftest import bot_settings
+from bot.services.claims import connect_redis
+from bot.tests.conftest import REDIS_URL, bot_settings, closed_port
 from bot.utils.telegram_limits import DraftSkipped, TelegramLimits
 
 Reply = tuple[int, dict[str, Any]]
@@ -346,3 +349,84 @@ async def test_per_chat_rate_comes_from_the_settings():
     # At Telegram's 1/s per chat the third message would go 2 s after the first.
     assert time.monotonic() - started < 0.5
     assert session.chats == [42, 42, 42]
+
+
+# --- replicas share the budgets through Redis -------------------------------------------------
+
+
+@pytest.fixture
+async def shared_bots(redis_prefix: str) -> AsyncIterator[Callable[..., list[tuple[Bot, Any]]]]:
+    """Bots that stand for replicas: each its own limiter, all on one real Redis."""
+    clients: list[Redis] = []
+
+    def make(count: int = 2, **options: Any) -> list[tuple[Bot, Any]]:
+        bots = []
+        for _ in range(count):
+            redis = connect_redis(REDIS_URL)
+            clients.append(redis)
+            limits = TelegramLimits(redis=redis, redis_prefix=redis_prefix, **options)
+            session = RecordingSession()
+            session.middleware(limits)
+            bots.append((Bot("123456:TEST", session=session), session))
+        return bots
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+def most_in_one_second(times: list[float], window: float = 0.95) -> int:
+    """The largest number of calls that fell within any one second (by default less 50 ms:
+    calls are timed as they reach the session, a moment after the budget let them go)."""
+    times = sorted(times)
+    return max(sum(1 for t in times[i:] if t - start < window) for i, start in enumerate(times))
+
+
+async def test_replicas_share_the_global_budget(shared_bots):
+    (one, first), (two, second) = shared_bots(global_rate=3.0, global_burst=3)
+
+    await asyncio.gather(
+        *(bot.send_message(chat, "hi") for chat in range(8) for bot in (one, two)),
+    )
+
+    # Each replica alone would allow 3 a second: together they sent 6 at once.
+    times = [t for session in (first, second) for t, _ in session.requests]
+    assert len(times) == 16
+    assert most_in_one_second(times) <= 3
+
+
+async def test_replicas_share_a_chats_budget(shared_bots):
+    (one, first), (two, second) = shared_bots(global_rate=1000.0, global_burst=1000)
+
+    await asyncio.gather(one.send_message(42, "from one"), two.send_message(42, "from two"))
+
+    [(at_one, _)], [(at_two, _)] = first.requests, second.requests
+    assert abs(at_one - at_two) >= 0.9
+
+
+async def test_a_draft_is_skipped_when_another_replica_spent_the_budget(shared_bots):
+    (one, _), (two, second) = shared_bots(global_rate=1.0, global_burst=1)
+    await one.send_message(1, "takes the whole bot's only slot for a second")
+
+    with pytest.raises(DraftSkipped):
+        await draft(two)
+
+    assert second.requests == []
+
+
+async def test_unreachable_redis_falls_back_to_this_replicas_budget_and_says_so_once():
+    redis = connect_redis(f"redis://127.0.0.1:{closed_port()}/0")
+    limits = TelegramLimits(redis=redis, per_chat_rate=1000.0, per_chat_burst=1000)
+    session = RecordingSession()
+    session.middleware(limits)
+    bot = Bot("123456:TEST", session=session)
+    try:
+        with capture_logs() as logs:
+            for chat in range(3):
+                await bot.send_message(chat, "sent all the same")
+    finally:
+        await redis.aclose()
+
+    assert session.chats == [0, 1, 2]
+    down = [e for e in logs if e["event"] == "redis_unavailable"]
+    assert [e["part"] for e in down] == ["telegram limits"]

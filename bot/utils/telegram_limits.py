@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from aiogram import methods
 from aiogram.client.session.middlewares.base import (
@@ -20,6 +21,12 @@ from aiogram.client.session.middlewares.base import (
 from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
 from aiogram.methods.base import TelegramType
 from aiolimiter import AsyncLimiter
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import Redis
+
+from bot.services.redis_health import REDIS_ERRORS, RedisCircuit
 
 if TYPE_CHECKING:
     from aiogram import Bot
@@ -27,6 +34,7 @@ if TYPE_CHECKING:
     from aiogram.types import ChatIdUnion
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 MESSAGE_CREATING_METHODS: frozenset[type[TelegramMethod[Any]]] = frozenset(
     {
@@ -51,8 +59,133 @@ class DraftSkipped(Exception):
     """
 
 
+class SendBuckets(Protocol):
+    """The global and per-chat send budgets, wherever they are kept."""
+
+    async def take_chat(self, chat_id: ChatIdUnion) -> None:
+        """Wait for the chat's next message slot."""
+
+    async def take_global(self) -> None:
+        """Wait for a slot of the whole bot's budget."""
+
+    async def take_spare(self) -> bool:
+        """A global slot if one is spare and nobody here waits for one; never waits."""
+
+
+class LocalBuckets:
+    """The budgets in this process (aiolimiter): right for a single bot replica."""
+
+    def __init__(
+        self,
+        global_rate: float,
+        global_burst: int,
+        per_chat_rate: float,
+        per_chat_burst: int,
+        max_chats: int,
+    ) -> None:
+        self._global = AsyncLimiter(global_burst, global_burst / global_rate)
+        self._waiting_for_global = 0
+        self._per_chat_rate = per_chat_rate
+        self._per_chat_burst = per_chat_burst
+        self._max_chats = max_chats
+        self.chats: OrderedDict[ChatIdUnion, AsyncLimiter] = OrderedDict()
+
+    async def take_chat(self, chat_id: ChatIdUnion) -> None:
+        limiter = self.chats.get(chat_id)
+        if limiter is None:
+            limiter = AsyncLimiter(self._per_chat_burst, self._per_chat_burst / self._per_chat_rate)
+            self.chats[chat_id] = limiter
+            # Evicting the least recent chat at most lets it burst once more; the
+            # alternative is memory that grows with every chat the bot ever saw.
+            if len(self.chats) > self._max_chats:
+                self.chats.popitem(last=False)
+        else:
+            self.chats.move_to_end(chat_id)
+        await limiter.acquire()
+
+    async def take_global(self) -> None:
+        self._waiting_for_global += 1
+        try:
+            await self._global.acquire()
+        finally:
+            self._waiting_for_global -= 1
+
+    async def take_spare(self) -> bool:
+        # Calls already waiting come first: the limiter wakes them one at a time, so a freed
+        # token is theirs even where has_capacity() already says yes (most of all when the
+        # event loop runs late).
+        if self._waiting_for_global or not self._global.has_capacity():
+            return False
+        # Capacity is there and nobody is ahead: acquire() takes it without suspending.
+        await self._global.acquire()
+        return True
+
+
+def whole_second_window(rate: float, burst: int) -> RateLimitItem:
+    """`burst` per `burst / rate` seconds, rounded to whole seconds (Redis keys expire in
+    seconds): Telegram's own limits, 30/s and 1/s per chat, are exact."""
+    window = max(1, round(burst / rate))
+    return RateLimitItemPerSecond(max(1, round(rate * window)), window)
+
+
+class RedisBuckets:
+    """The budgets in Redis, shared by every replica: the bot as a whole stays under the limits.
+
+    A moving window per budget (the `limits` library: one Lua call per slot, its timestamps
+    in a Redis list). A call that finds its budget spent sleeps until the window's oldest
+    entry leaves it; within this process, calls wait for the global budget in arrival order.
+    Drafts take only from the unused half of the global window.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        global_rate: float,
+        global_burst: int,
+        per_chat_rate: float,
+        per_chat_burst: int,
+    ) -> None:
+        # The bot's own client pool (its timeouts and bound), not a second one of the library's.
+        pool: dict[str, Any] = {"connection_pool": redis.connection_pool}
+        storage = RedisStorage(
+            "async+redis://", implementation="redispy", key_prefix=f"{prefix}telegram", **pool
+        )
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._global = whole_second_window(global_rate, global_burst)
+        self._chat = whole_second_window(per_chat_rate, per_chat_burst)
+        self._global_turn = asyncio.Lock()  # FIFO: this process's callers, in arrival order
+
+    async def _take(self, item: RateLimitItem, key: str) -> None:
+        while not await self._limiter.hit(item, key):
+            stats = await self._limiter.get_window_stats(item, key)
+            await asyncio.sleep(min(max(stats.reset_time - time.time(), 0.005), 1.0))
+
+    async def take_chat(self, chat_id: ChatIdUnion) -> None:
+        await self._take(self._chat, f"chat:{chat_id}")
+
+    async def take_global(self) -> None:
+        async with self._global_turn:
+            await self._take(self._global, "global")
+
+    async def take_spare(self) -> bool:
+        # Calls waiting on other replicas cannot be seen from here: a draft takes a slot only
+        # while more than half of the window is unused, so under load the answers get it all.
+        if self._global_turn.locked():
+            return False
+        stats = await self._limiter.get_window_stats(self._global, "global")
+        if stats.remaining <= self._global.amount // 2:
+            return False
+        return await self._limiter.hit(self._global, "global")
+
+
 class TelegramLimits(BaseRequestMiddleware):
-    """Throttles message-sending calls globally and per chat, and retries flood-control 429s."""
+    """Throttles message-sending calls globally and per chat, and retries flood-control 429s.
+
+    With `redis`, the budgets are the whole bot's, shared by every replica; while Redis cannot
+    be reached, each replica keeps them in its own memory (so N replicas may send up to N
+    times the rate until Redis is back, and Telegram's 429s, retried here, cover the rest).
+    """
 
     def __init__(
         self,
@@ -69,17 +202,18 @@ class TelegramLimits(BaseRequestMiddleware):
         draft_methods: Collection[type[TelegramMethod[Any]]] = DRAFT_METHODS,
         on_forbidden: Callable[[ChatIdUnion], None] | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        redis: Redis | None = None,
+        redis_prefix: str = "pomogator:",
     ) -> None:
         if global_rate <= 0 or per_chat_rate <= 0:
             raise ValueError("rates must be positive")
         if global_burst < 1 or per_chat_burst < 1 or max_chats < 1:
             raise ValueError("bursts and max_chats must be at least 1")
-        self._global = AsyncLimiter(global_burst, global_burst / global_rate)
-        self._waiting_for_global = 0
-        self._per_chat_rate = per_chat_rate
-        self._per_chat_burst = per_chat_burst
+        rates = (global_rate, global_burst, per_chat_rate, per_chat_burst)
+        self._local = LocalBuckets(*rates, max_chats)
+        self._shared = RedisBuckets(redis, redis_prefix, *rates) if redis is not None else None
+        self._circuit = RedisCircuit("telegram limits")
         self._max_chats = max_chats
-        self._chats: OrderedDict[ChatIdUnion, AsyncLimiter] = OrderedDict()
         self._max_retries = max_retries
         self._max_retry_after = max_retry_after
         self._sending = frozenset(sending_methods)
@@ -98,8 +232,8 @@ class TelegramLimits(BaseRequestMiddleware):
 
     @property
     def tracked_chats(self) -> int:
-        """How many per-chat limiters are held right now."""
-        return len(self._chats)
+        """How many per-chat limiters this process holds right now."""
+        return len(self._local.chats)
 
     async def __call__(
         self,
@@ -151,40 +285,31 @@ class TelegramLimits(BaseRequestMiddleware):
 
     async def _take_spare_capacity(self, chat_id: ChatIdUnion | None) -> None:
         """A global token for a draft, if one is free and no other call is waiting for it."""
-        # Drafts create no message, so no per-chat limit applies. Calls already waiting come
-        # first: the limiter wakes them one at a time, so a freed token is theirs even where
-        # has_capacity() already says yes (most of all when the event loop runs late).
-        if self._waiting_for_global or not self._global.has_capacity():
+        # Drafts create no message, so no per-chat limit applies.
+        if not await self._shared_or_local(lambda buckets: buckets.take_spare()):
             self.drafts_skipped += 1
             raise DraftSkipped(f"no spare capacity for a draft in chat {chat_id}")
-        # Capacity is there and nobody is ahead: acquire() takes it without suspending.
-        await self._global.acquire()
 
     async def _throttle(self, method: TelegramMethod[Any], chat_id: ChatIdUnion | None) -> None:
         kind = type(method)
         # Per chat first: a call waiting for its chat's slot must not hold global
         # capacity that other chats could use meanwhile.
         if kind in self._creating and chat_id is not None:
-            await self._chat_limiter(chat_id).acquire()
+            await self._shared_or_local(lambda buckets: buckets.take_chat(chat_id))
         if kind in self._sending:
-            self._waiting_for_global += 1
-            try:
-                await self._global.acquire()
-            finally:
-                self._waiting_for_global -= 1
+            await self._shared_or_local(lambda buckets: buckets.take_global())
 
-    def _chat_limiter(self, chat_id: ChatIdUnion) -> AsyncLimiter:
-        limiter = self._chats.get(chat_id)
-        if limiter is None:
-            limiter = AsyncLimiter(self._per_chat_burst, self._per_chat_burst / self._per_chat_rate)
-            self._chats[chat_id] = limiter
-            # Evicting the least recent chat at most lets it burst once more; the
-            # alternative is memory that grows with every chat the bot ever saw.
-            if len(self._chats) > self._max_chats:
-                self._chats.popitem(last=False)
-        else:
-            self._chats.move_to_end(chat_id)
-        return limiter
+    async def _shared_or_local(self, take: Callable[[SendBuckets], Awaitable[_T]]) -> _T:
+        """`take` from the shared budgets, or from this process's while Redis is down."""
+        if self._shared is not None and self._circuit.usable():
+            try:
+                result = await take(self._shared)
+            except REDIS_ERRORS as exc:
+                self._circuit.failed(exc)
+            else:
+                self._circuit.succeeded()
+                return result
+        return await take(self._local)
 
     def _record_forbidden(self, chat_id: ChatIdUnion | None) -> None:
         self.forbidden_count += 1

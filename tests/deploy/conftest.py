@@ -109,10 +109,28 @@ def render_nginx(directory: Path, **variables: str) -> None:
     assert rendered.returncode == 0, rendered.stderr
 
 
+# The passive health check of every upstream server (docker-compose.yml's NGINX_*_SERVERS):
+# after one failed request a replica is left out for 2 s, then tried again.
+SERVER_OPTIONS = "max_fails=1 fail_timeout=2s"
+
+
+def servers(*addresses: str) -> str:
+    """An upstream's `server` lines for these host:port addresses (NGINX_*_SERVERS)."""
+    return " ".join(f"server {address} {SERVER_OPTIONS};" for address in addresses)
+
+
 async def start_nginx(
-    directory: Path, bot_upstream: str, backend_upstream: str, **extra: str
+    directory: Path,
+    bot_upstream: str | list[str],
+    backend_upstream: str | list[str],
+    extra_conf: str = "",
+    **extra: str,
 ) -> Nginx:
-    """Render the configuration into `directory` and run nginx in the foreground on it."""
+    """Render the configuration into `directory` and run nginx in the foreground on it.
+
+    The upstreams are host:port addresses, one or a list (replicas); `extra_conf` is added to
+    conf.d as it is (a test's own server block).
+    """
     http_port, https_port, alt_port = free_port(), free_port(), free_port()
     render_nginx(
         directory,
@@ -121,10 +139,16 @@ async def start_nginx(
         NGINX_HTTPS_PORT=str(https_port),
         NGINX_ALT_HTTPS_PORT=str(alt_port),
         WEBHOOK_PATH=WEBHOOK_PATH,
-        NGINX_BOT_UPSTREAM=bot_upstream,
-        NGINX_BACKEND_UPSTREAM=backend_upstream,
+        NGINX_BOT_SERVERS=servers(
+            *([bot_upstream] if isinstance(bot_upstream, str) else bot_upstream)
+        ),
+        NGINX_BACKEND_SERVERS=servers(
+            *([backend_upstream] if isinstance(backend_upstream, str) else backend_upstream)
+        ),
         **extra,
     )
+    if extra_conf:
+        (directory / "conf.d" / "zz-test.conf").write_text(extra_conf)
     globals_ = f"daemon off; pid {directory}/nginx.pid;"
     if os.geteuid() == 0:
         # Workers of a root master would switch to the packaged user, who cannot enter the

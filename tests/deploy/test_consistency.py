@@ -19,7 +19,7 @@ from backend.config import PLACEHOLDER_SECRETS, Settings
 from backend.main import create_app
 from bot.config import BotSettings
 from bot.services.backend import KEEPALIVE_EXPIRY_S
-from tests.deploy.conftest import ROOT
+from tests.deploy.conftest import ROOT, SERVER_OPTIONS
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
@@ -39,6 +39,9 @@ OTHER_VARIABLES = {
     "BACKUP_": "scripts/backup.sh",
     "RESTORE_": "scripts/backup.sh",
     "PG_BIN": "scripts/backup.sh",
+    "GRAFANA_": "docker-compose.yml",
+    "BACKEND_REPLICAS": "scripts/deploy.sh",
+    "BOT_REPLICAS": "scripts/deploy.sh",
 }
 
 
@@ -131,7 +134,9 @@ def test_every_dependency_that_must_be_healthy_has_a_healthcheck():
 
 def test_only_nginx_publishes_ports_and_only_ports_telegram_accepts():
     published = {name for name, service in SERVICES.items() if service.get("ports")}
-    assert published == {"nginx"}
+    assert published == {"nginx", "grafana"}
+    # Grafana (the `monitoring` profile) only on the host's loopback: operators tunnel to it.
+    assert all(str(p).startswith("127.0.0.1:") for p in SERVICES["grafana"]["ports"])
     ports = {int(str(p).split(":")[0]) for p in SERVICES["nginx"]["ports"]}
     assert 80 in ports and ports & {443, 8443}
     assert ports <= {80, 88, 443, 8443}
@@ -355,12 +360,16 @@ def test_the_payment_route_exists_in_the_backend():
     assert "post" in paths["/api/v1/webhooks/payments"]
 
 
-def test_nginx_upstreams_are_the_services_ports():
+def test_nginx_upstreams_are_every_replica_on_the_services_ports():
     env = nginx_environment()
     bot_port = BotSettings.model_fields["bot_port"].default
     backend_port = Settings.model_fields["backend_port"].default
-    assert env["NGINX_BOT_UPSTREAM"] == "bot:${BOT_PORT:-" + str(bot_port) + "}"
-    assert env["NGINX_BACKEND_UPSTREAM"] == "backend:${BACKEND_PORT:-" + str(backend_port) + "}"
+    # `resolve`: Docker's DNS name stands for every replica, looked up again as they change;
+    # the passive health check is the one the nginx tests run with.
+    bot = "bot:${BOT_PORT:-" + str(bot_port) + "}"
+    backend = "backend:${BACKEND_PORT:-" + str(backend_port) + "}"
+    assert env["NGINX_BOT_SERVERS"] == f"server {bot} resolve {SERVER_OPTIONS};"
+    assert env["NGINX_BACKEND_SERVERS"] == f"server {backend} resolve {SERVER_OPTIONS};"
     assert f"BACKEND_URL=http://backend:{backend_port}" in ENV_EXAMPLE
     assert BotSettings.model_fields["backend_url"].default == f"http://backend:{backend_port}"
 
@@ -433,6 +442,24 @@ def test_readme_script_subcommands_exist():
                 ), f"{script} has no subcommand {after[0]}"
 
 
+# Options of `docker compose` and its subcommands that take a value (`--scale bot=3`).
+VALUED_OPTIONS = {"--scale", "--profile", "-f", "--file", "--tail", "--time", "-t"}
+
+
+def compose_arguments(words: list[str]) -> list[str]:
+    """The subcommand and service names of a `docker compose` command line, options dropped."""
+    kept: list[str] = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word.startswith("-"):
+            skip = word in VALUED_OPTIONS
+        else:
+            kept.append(word)
+    return kept
+
+
 def test_readme_compose_commands_name_existing_services():
     subcommands = {
         "ps",
@@ -451,7 +478,7 @@ def test_readme_compose_commands_name_existing_services():
     for words in shell_commands():
         if words[:2] != ["docker", "compose"]:
             continue
-        rest = [w for w in words[2:] if not w.startswith("-")]
+        rest = compose_arguments(words[2:])
         assert rest and rest[0] in subcommands, words
         if rest[0] == "exec":
             assert rest[1] in SERVICES, words

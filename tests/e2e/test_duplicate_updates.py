@@ -7,13 +7,12 @@ Replicas share their claims through the backend (PostgreSQL) or, with REDIS_URL,
 import asyncio
 import os
 import secrets
-import socket
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import pytest
 
 from tests.e2e.conftest import INTERNAL_TOKEN, System, TelegramUser, free_port, running_system
+from tests.e2e.replicas import redis_answers
 from tests.e2e.test_journeys import DEFAULT_ANSWER
 
 COPIES = 5
@@ -26,15 +25,6 @@ async def system(
 ) -> AsyncIterator[System]:
     async with running_system(empty_database, tmp_path_factory.mktemp("e2e-duplicates")) as running:
         yield running
-
-
-def redis_answers(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 1):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")

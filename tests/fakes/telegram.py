@@ -48,6 +48,7 @@ import mimetypes
 import re
 import secrets
 import signal
+import ssl
 import struct
 import time
 from collections import deque
@@ -88,6 +89,7 @@ METHODS = (
     "sendDocument",
     "getFile",
     "editMessageText",
+    "editMessageReplyMarkup",
     "sendMessageDraft",
     "sendChatAction",
     "answerCallbackQuery",
@@ -687,6 +689,7 @@ class FakeTelegram:
             "sendMessage": self._send_message,
             "getFile": self._get_file,
             "editMessageText": self._edit_message_text,
+            "editMessageReplyMarkup": self._edit_message_reply_markup,
             "sendMessageDraft": self._send_message_draft,
             "sendChatAction": self._send_chat_action,
             "answerCallbackQuery": self._answer_callback_query,
@@ -1088,10 +1091,22 @@ class FakeTelegram:
         if secret:
             headers["X-Telegram-Bot-Api-Secret-Token"] = secret
         if self._client is None:
-            self._client = aiohttp.ClientSession()
+            self._client = self._webhook_client()
         async with self._client.post(target, data=json.dumps(update), headers=headers) as response:
             await response.read()
             return response.status
+
+    def _webhook_client(self, context: ssl.SSLContext | None = None) -> aiohttp.ClientSession:
+        """Like Telegram: at most the webhook's max_connections open at once (40 by default)."""
+        limit = self.webhook.max_connections if self.webhook is not None else 40
+        connector = aiohttp.TCPConnector(limit=limit, ssl=context if context is not None else True)
+        return aiohttp.ClientSession(connector=connector)
+
+    async def trust(self, context: ssl.SSLContext) -> None:
+        """Deliver webhooks over HTTPS trusting `context` (the bot's uploaded certificate)."""
+        if self._client is not None:
+            await self._client.close()
+        self._client = self._webhook_client(context)
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -1487,13 +1502,8 @@ class FakeTelegram:
         }
         return self._media_message(params, document=_drop_none(document))
 
-    async def _edit_message_text(self, params: dict[str, Any]) -> dict[str, Any] | bool:
-        text, entities = parse_text(
-            params.get("text"), params.get("parse_mode"), params.get("entities")
-        )
-        markup = check_reply_markup(params.get("reply_markup"))
-        if params.get("inline_message_id"):
-            return True
+    def _to_edit(self, params: dict[str, Any]) -> _StoredMessage:
+        """The bot's own message that `params` (chat_id, message_id) name, as Telegram checks."""
         chat = self._chat(params)
         message_id = params.get("message_id")
         if not _is_int(message_id):
@@ -1503,25 +1513,43 @@ class FakeTelegram:
             raise _bad("message to edit not found")
         if not stored.from_bot:
             raise _bad("message can't be edited")
-        inline = markup if markup and "inline_keyboard" in markup else None
+        return stored
+
+    @staticmethod
+    def _edited(
+        stored: _StoredMessage, inline: dict[str, Any] | None, **content: Any
+    ) -> dict[str, Any]:
+        """The message with new content and inline keyboard; 400 if nothing changes."""
         old = stored.message
-        if (
-            old.get("text") == text
-            and (old.get("entities") or []) == entities
-            and old.get("reply_markup") == inline
-        ):
+        if all(old.get(k) == v for k, v in content.items()) and old.get("reply_markup") == inline:
             raise _bad(
                 "message is not modified: specified new message content and reply markup are "
                 "exactly the same as a current content and reply markup of the message"
             )
-        edited = {k: v for k, v in old.items() if k not in {"text", "entities", "reply_markup"}}
-        edited.update(text=text, edit_date=int(time.time()))
-        if entities:
-            edited["entities"] = entities
+        edited = {k: v for k, v in old.items() if k not in {*content, "reply_markup"}}
+        edited.update({k: v for k, v in content.items() if v}, edit_date=int(time.time()))
         if inline:
             edited["reply_markup"] = inline
         stored.message = edited
         return edited
+
+    async def _edit_message_text(self, params: dict[str, Any]) -> dict[str, Any] | bool:
+        text, entities = parse_text(
+            params.get("text"), params.get("parse_mode"), params.get("entities")
+        )
+        markup = check_reply_markup(params.get("reply_markup"))
+        if params.get("inline_message_id"):
+            return True
+        stored = self._to_edit(params)
+        inline = markup if markup and "inline_keyboard" in markup else None
+        return self._edited(stored, inline, text=text, entities=entities or None)
+
+    async def _edit_message_reply_markup(self, params: dict[str, Any]) -> dict[str, Any] | bool:
+        markup = check_reply_markup(params.get("reply_markup"))
+        if params.get("inline_message_id"):
+            return True
+        inline = markup if markup and "inline_keyboard" in markup else None
+        return self._edited(self._to_edit(params), inline)
 
     async def _send_message_draft(self, params: dict[str, Any]) -> bool:
         chat = self._chat(params)

@@ -302,3 +302,6 @@ admin-broadcast-canceled = ⏹ Broadcast #{ $id } stopped: delivered { $delivere
 admin-access-suspended = Your access to Pomogator has been suspended by its operators. If you think this is a mistake, please contact support.
 error-user_blocked = { admin-access-suspended }
 decline-user_blocked = your access is suspended.
+answer-lost = Sorry — I was restarted while answering this, and the answer was lost. Nothing was charged for it.
+answer-lost-send-again = { answer-lost } Please send it again.
+btn-ask-again = 🔁 Ask again

@@ -311,3 +311,6 @@ admin-broadcast-canceled = ⏹ Рассылка №{ $id } остановлен�
 admin-access-suspended = Ваш доступ к Pomogator приостановлен операторами. Если это ошибка, напишите в поддержку.
 error-user_blocked = { admin-access-suspended }
 decline-user_blocked = ваш доступ приостановлен.
+answer-lost = Извините — меня перезапустили, пока я отвечал, и ответ потерялся. Ничего не списано.
+answer-lost-send-again = { answer-lost } Пожалуйста, отправьте сообщение ещё раз.
+btn-ask-again = 🔁 Спросить ещё раз
