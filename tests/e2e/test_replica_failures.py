@@ -11,12 +11,11 @@ import pytest
 from tests.e2e.conftest import System, TelegramUser, asked
 from tests.e2e.replicas import Cluster, running_cluster
 from tests.e2e.test_journeys import DEFAULT_ANSWER
+from tests.e2e.test_kills import SLOW_ANSWER, STALE_RESERVATION_S
 from tests.e2e.test_restarts import UNAVAILABLE
 
-LEASE_S = 3  # REPLICA_LEASE_S: what a killed bot replica held is given up after this long
-STALE_RESERVATION_S = 60  # the least the backend accepts
+LEASE_S = 5  # REPLICA_LEASE_S: what a killed bot replica held is given up after this long
 LOST = "Sorry — I was restarted while answering this, and the answer was lost."
-SLOW_ANSWER = "A long answer that takes its time to arrive, word after word. " * 4
 
 
 @pytest.fixture(scope="module")
