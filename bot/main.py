@@ -48,7 +48,7 @@ from bot.utils.i18n import LANGUAGES, create_i18n, language_of
 from bot.utils.inline_filters import run_filters_inline
 from bot.utils.logging import get_logger
 from bot.utils.metrics import BotMetrics, TelegramApiMetrics, UpdateMetricsMiddleware
-from bot.utils.response_models import pin_response_models
+from bot.utils.response_models import HoldResponseModels
 from bot.utils.telegram_limits import TelegramLimits
 
 log = get_logger("bot.main")
@@ -93,7 +93,7 @@ def create_bot(
         session=session or AiohttpSession(api=api),
         default=DefaultBotProperties(link_preview=LinkPreviewOptions(is_disabled=True)),
     )
-    pin_response_models()
+    bot.session.middleware(HoldResponseModels())
     bot.session.middleware(limits or create_limits(settings, redis))
     if metrics is not None:  # inside the limiter: every attempt of a retried call counts
         bot.session.middleware(TelegramApiMetrics(metrics))
