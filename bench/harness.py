@@ -126,6 +126,17 @@ def cpu_seconds(pids: list[int]) -> float:
     return ticks / _CLOCK_TICKS
 
 
+def redis_server_pids() -> list[int]:
+    """The local redis-server processes (the whole server: other users of it count too)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/comm") as comm:
+                if comm.read().strip() == "redis-server":
+                    found.append(int(entry))
+    return found
+
+
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
 
@@ -296,6 +307,7 @@ class System:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     webhook_failures: int = 0
     wire: RoundTrips | None = None
+    redis: bool = False
 
     def pids(self) -> dict[str, list[int]]:
         """The processes of each part (every replica of a service together): backend, bot,
@@ -308,6 +320,7 @@ class System:
             "backend": of(self.backends),
             "bot": of(self.bots),
             "postgres": self.postgres.pids(),
+            "redis": redis_server_pids() if self.redis else [],
             "bench": [os.getpid()],
         }
 
@@ -567,7 +580,9 @@ async def _system(
                     ),
                 )
             await telegram.wait_for("setWebhook", count=replicas, timeout=STARTUP_TIMEOUT_S)
-            yield System(telegram, providers, backends, bots, bot_urls, name, postgres, admin)
+            yield System(
+                telegram, providers, backends, bots, bot_urls, name, postgres, admin, redis=redis
+            )
         finally:
             for service in [*bots, *backends]:
                 await service.stop()

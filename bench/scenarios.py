@@ -262,7 +262,9 @@ async def ceiling(ctx: Context) -> list[Figure]:
         ),
         Figure(name, "Bot API sends/s at that load", best_sends, "/s"),
     ]
-    for part in ("backend", "bot", "postgres", "bench"):
+    for part in ("backend", "bot", "postgres", "redis", "bench"):
+        if part == "redis" and not system.redis:
+            continue
         used = (cpu_end[part] - cpu_start[part]) / max(1, answers) * 1000
         label = "fakes + load" if part == "bench" else part
         rows.append(Figure(name, f"CPU per answer: {label}", used, "ms"))

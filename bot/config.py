@@ -67,6 +67,7 @@ class BotSettings(BaseSettings):
     vip_period_days: int = Field(default=30, ge=1)
     stream_interval_s: float = Field(default=1.0, gt=0, le=10)
     max_waiting_per_user: int = Field(default=5, ge=0, le=100)
+    intake_limit: int = Field(default=32, ge=1, le=10000)
     shutdown_grace_s: float = Field(default=25.0, ge=0, le=600)
     # How long what a replica holds in Redis (a user's turn, the messages it took) outlives
     # the replica if it dies: after that, another replica goes on and tells the user.

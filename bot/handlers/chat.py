@@ -28,6 +28,7 @@ from bot.config import BotSettings
 from bot.handlers.common import unavailable
 from bot.keyboards.menus import AskAgainCB, MenuCB, after_answer, ask_again
 from bot.middlewares.auth import ProfileCache
+from bot.middlewares.intake import intake_done
 from bot.services.backend import BackendClient, BackendError
 from bot.services.broadcast import Texts
 from bot.services.inflight import Taken
@@ -184,6 +185,7 @@ async def answer(
         async with action(bot=bot, chat_id=chat_id):
             async for event in events:
                 if event.type == "start":
+                    intake_done()
                     if not picture:
                         waiting = "listening" if question.kind == "voice" else "thinking"
                         await live.show(i18n.get(waiting), force=True)

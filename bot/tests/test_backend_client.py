@@ -7,7 +7,7 @@ only real connections show what waits for what.
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -45,7 +45,13 @@ class SlowBackend:
             self.streaming -= 1
         return response
 
+    claim_hold: asyncio.Event | None = None
+    on_claim: Callable[[], None] = lambda: None
+
     async def claim(self, request: web.Request) -> web.Response:
+        self.on_claim()
+        if self.claim_hold is not None:
+            await self.claim_hold.wait()
         return web.json_response({"claimed": True})
 
 
@@ -84,4 +90,29 @@ async def test_short_calls_do_not_wait_behind_streaming_answers():
             backend.finish.set()
             for answer in answers:
                 await answer.aclose()
+            await client.aclose()
+
+
+async def test_calls_beyond_the_pool_wait_outside_httpcore_and_all_go_through():
+    async with slow_backend() as backend:
+        client = BackendClient(backend.url, "token", max_connections=2)
+        pool = client._http._transport._pool  # type: ignore[attr-defined]
+        requests_in_pool: list[int] = []
+        release = backend.claim_hold = asyncio.Event()
+        backend.on_claim = lambda: requests_in_pool.append(len(pool._requests))
+        try:
+            claims = asyncio.gather(*(client.claim_update(n) for n in range(6)))
+            for _ in range(100):
+                if len(requests_in_pool) == 2:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+            assert len(requests_in_pool) == 2  # the other four wait for a slot
+            release.set()
+            assert await asyncio.wait_for(claims, timeout=5) == [True] * 6
+            # httpcore's pool never held a request it had no connection for: its walk over
+            # waiting requests costs each request start and end time in proportion to them.
+            assert max(requests_in_pool) <= 2
+        finally:
+            release.set()
             await client.aclose()
