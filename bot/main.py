@@ -9,7 +9,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
-from aiogram.types import BotCommand, FSInputFile, LinkPreviewOptions, Message
+from aiogram.types import BotCommand, FSInputFile, LinkPreviewOptions, Message, Update
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 from redis.asyncio import Redis
@@ -128,6 +128,7 @@ def create_dispatcher(
     metrics: BotMetrics | None = None,
 ) -> Dispatcher:
     """Routers, middlewares and collaborators; handlers receive these as parameters."""
+    Update.model_rebuild()  # built now, not by the first webhook request (bot.utils.lazy_types)
     profiles = ProfileCache(redis, settings.redis_key_prefix)
     lease = settings.replica_lease_s
     turns = inflight = None

@@ -37,11 +37,6 @@ class IntakeGate(BaseMiddleware):
         self._slots = asyncio.Semaphore(slots)
         self.limit = slots
 
-    @property
-    def waiting(self) -> int:
-        waiters = getattr(self._slots, "_waiters", None)
-        return len(waiters) if waiters else 0
-
     async def __call__(
         self,
         handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],

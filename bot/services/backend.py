@@ -1,7 +1,6 @@
 """The one client the bot uses to reach the backend."""
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -399,24 +398,18 @@ class BackendClient:
         connection. Others (a claim, a payment) are not: the backend may have acted on them.
         Any call is retried once when it could not connect: nothing was sent."""
         retry = idempotent or method == "GET"
-        timeout = kwargs.get("timeout", self._call_timeout)
-        async with self._slot(timeout.pool):
-            response = await self._request(method, path, retry, **kwargs)
-        if response.status_code >= 400:
-            raise self._error(response)
-        return response.json()
-
-    @contextlib.asynccontextmanager
-    async def _slot(self, wait_s: float | None) -> AsyncIterator[None]:
+        wait_s = kwargs.get("timeout", self._call_timeout).pool
         try:
-            async with asyncio.timeout(wait_s):
-                await self._call_slots.acquire()
+            await asyncio.wait_for(self._call_slots.acquire(), wait_s)
         except TimeoutError as exc:
             raise BackendUnavailable("PoolTimeout") from exc
         try:
-            yield
+            response = await self._request(method, path, retry, **kwargs)
         finally:
             self._call_slots.release()
+        if response.status_code >= 400:
+            raise self._error(response)
+        return response.json()
 
     async def _request(self, method: str, path: str, retry: bool, **kwargs: Any) -> httpx.Response:
         try:

@@ -15,7 +15,6 @@ from typing import Any
 from aiogram import Bot, methods
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.methods.base import Response, TelegramMethod, TelegramType
-from aiogram.types import Update
 
 # What the bot's code calls (`bot.tests.test_response_models` keeps this list complete).
 CALLED_METHODS: tuple[type[TelegramMethod[Any]], ...] = (
@@ -43,7 +42,6 @@ class HoldResponseModels(BaseRequestMiddleware):
     """A session middleware holding the response model of every method called through it."""
 
     def __init__(self, warm: Iterable[type[TelegramMethod[Any]]] = CALLED_METHODS) -> None:
-        Update.model_rebuild()  # every webhook request is one
         self.held: dict[type[TelegramMethod[Any]], type[Response[Any]]] = {}
         for kind in warm:
             self._hold(kind)
