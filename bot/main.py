@@ -274,9 +274,15 @@ async def run_polling(settings: BotSettings) -> None:
 # each (chat id, message id) once.
 ACK_AFTER_PROCESSING = MONEY_FIELDS
 
+# How long updates cancelled at the end of a drain get to record that they were given up.
+CANCELLED_GRACE_S = 2.0
+
 
 class WebhookHandler(SimpleRequestHandler):
-    """aiogram's webhook handler, with payments acknowledged only once recorded."""
+    """aiogram's webhook handler, with payments acknowledged only once recorded, and nothing
+    taken once the process is stopping."""
+
+    draining = False
 
     async def handle(self, request: web.Request) -> web.Response:
         bot = await self.resolve_bot(request)
@@ -286,6 +292,10 @@ class WebhookHandler(SimpleRequestHandler):
             update = await request.json(loads=bot.session.json_loads)
         except ValueError:
             return web.Response(body="Bad Request", status=400)
+        if self.draining:
+            # A request that was arriving as the drain began: taken now, it could not be
+            # answered. Telegram sends it again, to this bot's next process or another replica.
+            return web.Response(body="Stopping", status=503, headers={"Retry-After": "1"})
         message = update.get("message") if isinstance(update, dict) else None
         if isinstance(message, dict) and any(key in message for key in ACK_AFTER_PROCESSING):
             try:
@@ -303,6 +313,9 @@ class WebhookHandler(SimpleRequestHandler):
     __call__ = handle
 
 
+WEBHOOK_HANDLER = web.AppKey("webhook_handler", WebhookHandler)
+
+
 def create_webhook_app(
     settings: BotSettings,
     bot: Bot,
@@ -316,6 +329,7 @@ def create_webhook_app(
         dispatcher=dp, bot=bot, secret_token=settings.webhook_secret.get_secret_value()
     )
     handler.register(app, path=settings.webhook_path)
+    app[WEBHOOK_HANDLER] = handler
     setup_application(app, dp, bot=bot)
 
     async def health(_request: web.Request) -> web.Response:
@@ -338,12 +352,15 @@ def create_webhook_app(
 
     async def on_shutdown(_app: web.Application) -> None:
         # Finish answers in flight (bounded) before the sessions close.
+        handler.draining = True
         pending = list(handler._background_feed_update_tasks)
         if pending:
             log.info("draining", in_flight=len(pending))
             _done, still = await asyncio.wait(pending, timeout=settings.shutdown_grace_s)
             for task in still:
                 task.cancel()
+            if still:  # cancelled, they hand their messages over (bot.services.inflight)
+                await asyncio.wait(still, timeout=CANCELLED_GRACE_S)
         await dp["broadcasts"].stop()  # reports its last batch: the backend must be open
         await backend.aclose()
         if redis is not None:

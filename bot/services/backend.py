@@ -1,6 +1,5 @@
 """The one client the bot uses to reach the backend."""
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -32,6 +31,7 @@ from bot.services.schemas import (
     TransactionInfo,
     UpdateClaim,
 )
+from bot.services.transport import BackendTransport
 
 
 def stored(value: str | None, limit: int | None = None) -> str | None:
@@ -99,8 +99,7 @@ class BackendClient:
                 base_url=base_url,
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=timeout,
-                limits=limits,
-                transport=transport,
+                transport=transport or BackendTransport(limits=limits),
                 event_hooks={"request": [tag_request_id]},
             )
 
@@ -112,26 +111,15 @@ class BackendClient:
         # the profile lookups and claims of new messages waiting for a connection until
         # they timed out.
         self._call_timeout = httpx.Timeout(10.0, connect=3.0)
+        # A call beyond the pool waits for a connection for at most the timeout's `pool`.
         self._http = client(
             self._call_timeout,
-            httpx.Limits(
-                max_connections=max_connections,
-                max_keepalive_connections=max_connections,
-                keepalive_expiry=KEEPALIVE_EXPIRY_S,
-            ),
+            httpx.Limits(max_connections=max_connections, keepalive_expiry=KEEPALIVE_EXPIRY_S),
         )
         self._streams = client(
             self._answer_timeout,
-            httpx.Limits(
-                max_connections=max_streams,
-                max_keepalive_connections=min(max_streams, 100),
-                keepalive_expiry=KEEPALIVE_EXPIRY_S,
-            ),
+            httpx.Limits(max_connections=max_streams, keepalive_expiry=KEEPALIVE_EXPIRY_S),
         )
-        # Calls wait for a pooled connection here rather than in httpcore's pool, whose every
-        # request start and end walks each waiting request over each connection: in an
-        # overload that was 40 % of the bot's CPU (py-spy), and throughput fell to a fifth.
-        self._call_slots = asyncio.Semaphore(max_connections)
         # Every update waits for its claim: a slow backend must not hold them all up long.
         self._claim_timeout = httpx.Timeout(5.0, connect=3.0)
 
@@ -398,15 +386,7 @@ class BackendClient:
         connection. Others (a claim, a payment) are not: the backend may have acted on them.
         Any call is retried once when it could not connect: nothing was sent."""
         retry = idempotent or method == "GET"
-        wait_s = kwargs.get("timeout", self._call_timeout).pool
-        try:
-            await asyncio.wait_for(self._call_slots.acquire(), wait_s)
-        except TimeoutError as exc:
-            raise BackendUnavailable("PoolTimeout") from exc
-        try:
-            response = await self._request(method, path, retry, **kwargs)
-        finally:
-            self._call_slots.release()
+        response = await self._request(method, path, retry, **kwargs)
         if response.status_code >= 400:
             raise self._error(response)
         return response.json()

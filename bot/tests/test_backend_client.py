@@ -7,7 +7,7 @@ only real connections show what waits for what.
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -46,19 +46,28 @@ class SlowBackend:
         return response
 
     claim_hold: asyncio.Event | None = None
-    on_claim: Callable[[], None] = lambda: None
+    claims: int = 0  # received so far
+    connections: set[int] = field(default_factory=set)  # the client ports requests came from
 
     async def claim(self, request: web.Request) -> web.Response:
-        self.on_claim()
+        self.claims += 1
         if self.claim_hold is not None:
             await self.claim_hold.wait()
         return web.json_response({"claimed": True})
+
+    @web.middleware
+    async def count_connections(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        assert request.transport is not None
+        self.connections.add(request.transport.get_extra_info("peername")[1])
+        return await handler(request)
 
 
 @contextlib.asynccontextmanager
 async def slow_backend() -> AsyncIterator[SlowBackend]:
     backend = SlowBackend()
-    app = web.Application()
+    app = web.Application(middlewares=[backend.count_connections])
     app.router.add_post("/api/v1/messages", backend.messages)
     app.router.add_post("/api/v1/updates/claim", backend.claim)
     runner = web.AppRunner(app, shutdown_timeout=0.5)
@@ -93,26 +102,40 @@ async def test_short_calls_do_not_wait_behind_streaming_answers():
             await client.aclose()
 
 
-async def test_calls_beyond_the_pool_wait_outside_httpcore_and_all_go_through():
+async def test_calls_beyond_the_pool_wait_for_a_connection_and_all_go_through():
     async with slow_backend() as backend:
         client = BackendClient(backend.url, "token", max_connections=2)
-        pool = client._http._transport._pool  # type: ignore[attr-defined]
-        requests_in_pool: list[int] = []
         release = backend.claim_hold = asyncio.Event()
-        backend.on_claim = lambda: requests_in_pool.append(len(pool._requests))
         try:
             claims = asyncio.gather(*(client.claim_update(n) for n in range(6)))
             for _ in range(100):
-                if len(requests_in_pool) == 2:
+                if backend.claims == 2:
                     break
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0.05)
-            assert len(requests_in_pool) == 2  # the other four wait for a slot
+            assert backend.claims == 2  # the other four wait for one of the two connections
             release.set()
             assert await asyncio.wait_for(claims, timeout=5) == [True] * 6
-            # httpcore's pool never held a request it had no connection for: its walk over
-            # waiting requests costs each request start and end time in proportion to them.
-            assert max(requests_in_pool) <= 2
+            assert len(backend.connections) == 2
         finally:
             release.set()
+            await client.aclose()
+
+
+async def test_answers_beyond_a_hundred_at_once_leave_their_connections_for_the_next():
+    async with slow_backend() as backend:
+        client = BackendClient(backend.url, "token", max_streams=500)
+        try:
+            for _round in range(2):
+                backend.finish.clear()
+                answers = [client.ask(user, "a question") for user in range(150)]
+                started = asyncio.gather(*(anext(answer) for answer in answers))
+                await asyncio.wait_for(started, timeout=10)
+                backend.finish.set()
+                for answer in answers:
+                    assert [event async for event in answer] == []
+            # The second round's answers went on the first round's connections.
+            assert len(backend.connections) == 150
+        finally:
+            backend.finish.set()
             await client.aclose()

@@ -1,12 +1,13 @@
 """The webhook server: Telegram's secret header is required; setWebhook is called at start."""
 
+import asyncio
 import gc
 import socket
 from pathlib import Path
 
 import httpx
 
-from bot.main import create_webhook_app
+from bot.main import WEBHOOK_HANDLER, create_webhook_app
 from bot.tests.conftest import bot_settings
 from bot.tests.telegram import message_update
 
@@ -101,3 +102,48 @@ async def test_startup_moves_the_heap_out_of_the_collectors_sight(env):
         gc.unfreeze()
     # aiogram's types alone are ~190k objects a full collection would otherwise walk.
     assert frozen > 100_000
+
+
+async def test_an_update_arriving_as_the_bot_stops_is_refused_for_telegram_to_send_again(
+    env, user_id
+):
+    env.fake.script("openai", text="An answer still streaming.", chunks=3, chunk_delay_s=0.3)
+    runner, url = await serve(env)
+    handler = runner.app[WEBHOOK_HANDLER]
+    other = user_id + 1
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    async with httpx.AsyncClient() as http:
+        taken = await http.post(
+            f"{url}/tg/hook", json=message_update(user_id, "A question"), headers=headers
+        )
+        assert taken.status_code == 200
+        # The next update is received but not yet handled when the stop begins (under load,
+        # such requests wait for the event loop).
+        arrived, go_on = asyncio.Event(), asyncio.Event()
+        resolve_bot = handler.resolve_bot
+
+        async def held(request):
+            arrived.set()
+            await go_on.wait()
+            return await resolve_bot(request)
+
+        handler.resolve_bot = held  # type: ignore[method-assign]
+        late = asyncio.create_task(
+            http.post(
+                f"{url}/tg/hook", json=message_update(other, "Another question"), headers=headers
+            )
+        )
+        await arrived.wait()
+        stopping = asyncio.create_task(runner.cleanup())
+        for _ in range(500):
+            if handler.draining:
+                break
+            await asyncio.sleep(0.01)
+        go_on.set()
+        refused = await late
+        await stopping
+
+    assert refused.status_code == 503
+    chats = {c.params.get("chat_id") for c in env.telegram.named("SendMessage")}
+    assert user_id in chats  # the answer in flight was finished
+    assert other not in chats
