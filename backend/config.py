@@ -91,6 +91,9 @@ class Settings(DatabaseSettings):
     deepseek_base_url: str = "https://api.deepseek.com"
     provider_max_retries: int = Field(default=1, ge=0, le=5)
     provider_connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # Answers one provider streams at once; more wait for a connection (the SDK's default
+    # is 1,000, which made the last of 2,000 users waiting at once wait two answers' time).
+    provider_max_connections: int = Field(default=5000, ge=1, le=100_000)
     max_message_chars: int = Field(default=4096, ge=1, le=100_000)
     # Attachments: Telegram lets bots download files up to 20 MB.
     voice_max_seconds: int = Field(default=300, ge=1, le=7200)

@@ -15,12 +15,14 @@ def build_client(
     max_retries: int = 1,
     connect_timeout_s: float = 5.0,
     read_timeout_s: float = 120.0,
+    max_connections: int = 1000,
     http_client: httpx2.AsyncClient | None = None,
 ) -> openai.AsyncOpenAI:
     """An AsyncOpenAI client for one provider, with bounded retries and per-request timeouts."""
     timeout = httpx2.Timeout(read_timeout_s, connect=connect_timeout_s)
     if http_client is None:
-        http_client = openai.DefaultAsyncHttpxClient(timeout=timeout)
+        limits = httpx2.Limits(max_connections=max_connections, max_keepalive_connections=100)
+        http_client = openai.DefaultAsyncHttpxClient(timeout=timeout, limits=limits)
     # The SDK passes `timeout` with every request, so it also governs a caller's http_client.
     return openai.AsyncOpenAI(
         base_url=base_url,

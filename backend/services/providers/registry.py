@@ -89,6 +89,7 @@ def build_provider_client(settings: Settings, provider: ProviderEntry) -> openai
         api_key=api_key,
         max_retries=settings.provider_max_retries,
         connect_timeout_s=settings.provider_connect_timeout_s,
+        max_connections=settings.provider_max_connections,
         # Each answer has its own end-to-end deadline (the catalog's timeout_s); this only
         # bounds a silent connection.
         read_timeout_s=900.0,

@@ -45,3 +45,59 @@ async def test_client_keeps_a_given_http_client_and_still_applies_the_timeouts()
 
     assert seen[0].extensions["timeout"]["read"] == 7.0
     assert seen[0].headers["authorization"] == "Bearer sk-test"
+
+
+async def requests_in_flight_at_once(max_connections: int, calls: int) -> int:
+    """How many of `calls` concurrent requests reach a provider that holds them all."""
+    import asyncio
+
+    from aiohttp import web
+
+    arrived, release = asyncio.Condition(), asyncio.Event()
+    held = 0
+
+    async def hold(_request: web.Request) -> web.Response:
+        nonlocal held
+        async with arrived:
+            held += 1
+            arrived.notify_all()
+        await release.wait()
+        return web.json_response({"id": "resp_1", "object": "response", "status": "completed"})
+
+    app = web.Application()
+    app.router.add_get("/v1/responses/{id}", hold)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    client = build_client(
+        base_url=f"http://127.0.0.1:{port}/v1",
+        api_key="sk-test",
+        max_retries=0,
+        max_connections=max_connections,
+    )
+    try:
+        tasks = [asyncio.create_task(client.responses.retrieve("resp_1")) for _ in range(calls)]
+        async with arrived:
+            await asyncio.wait_for(arrived.wait_for(lambda: held >= min(calls, max_connections)), 5)
+        await asyncio.sleep(0.1)  # any request the pool would let through arrives meanwhile
+        at_once = held
+        release.set()
+        await asyncio.gather(*tasks)
+        return at_once
+    finally:
+        release.set()
+        await client.close()
+        await runner.cleanup()
+
+
+async def test_the_connection_bound_is_the_one_given():
+    assert await requests_in_flight_at_once(max_connections=2, calls=4) == 2
+    assert await requests_in_flight_at_once(max_connections=4, calls=4) == 4
+
+
+def test_a_provider_streams_more_answers_at_once_than_the_sdks_default_by_default():
+    from backend.config import Settings
+
+    assert Settings.model_fields["provider_max_connections"].default > 1000
