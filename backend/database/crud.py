@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from backend.models.database import (
+    AdminAction,
     Conversation,
     CreditHistory,
     MessageLog,
@@ -37,7 +38,13 @@ from backend.models.database import (
     UpdateClaim,
     User,
 )
-from backend.models.enums import CreditKind, MessageKind, MessageStatus, SubscriptionStatus
+from backend.models.enums import (
+    AdminActionKind,
+    CreditKind,
+    MessageKind,
+    MessageStatus,
+    SubscriptionStatus,
+)
 
 # Subscriptions in these states still give VIP until `expires_at`.
 VIP_STATES = (SubscriptionStatus.ACTIVE.value, SubscriptionStatus.CANCELED.value)
@@ -746,3 +753,23 @@ async def settle_failure(
     params = {"p_message_id": message_id, "p_error_code": error_code, **values}
     row = (await session.execute(stmt, params)).one_or_none()
     return None if row is None else Refunded(charged=bool(row[0]), messages_left=int(row[1]))
+
+
+def audit(
+    session: AsyncSession,
+    admin_id: int,
+    action: AdminActionKind,
+    target: int | None,
+    detail: dict[str, object] | None,
+    at: datetime,
+) -> None:
+    """An operator's action in the audit trail, in the caller's transaction."""
+    session.add(
+        AdminAction(
+            admin_telegram_id=admin_id,
+            action=action.value,
+            target_telegram_id=target,
+            detail=detail,
+            created_at=at,
+        )
+    )

@@ -68,6 +68,7 @@ class AdminActionKind(StrEnum):
     UNBLOCK = "unblock"
     BROADCAST = "broadcast"
     BROADCAST_CANCEL = "broadcast_cancel"
+    REFUND = "refund"
 
 
 def sql_in(enum: type[StrEnum]) -> str:

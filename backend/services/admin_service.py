@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.config import Settings
 from backend.database import crud
 from backend.models.database import (
-    AdminAction,
     Broadcast,
     MessageLog,
     Subscription,
@@ -367,15 +366,7 @@ class AdminService:
         target: int | None,
         detail: dict[str, object] | None,
     ) -> None:
-        self._session.add(
-            AdminAction(
-                admin_telegram_id=admin_id,
-                action=action.value,
-                target_telegram_id=target,
-                detail=detail,
-                created_at=self._clock(),
-            )
-        )
+        crud.audit(self._session, admin_id, action, target, detail, self._clock())
 
     async def _done(
         self, admin_id: int, action: AdminActionKind, telegram_id: int

@@ -19,7 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.config import Settings
 from backend.database import crud
 from backend.models.database import PaymentEvent, Subscription, Transaction, User
-from backend.models.enums import PaymentRail, SubscriptionStatus, TransactionStatus
+from backend.models.enums import (
+    AdminActionKind,
+    PaymentRail,
+    SubscriptionStatus,
+    TransactionStatus,
+)
 from backend.models.schemas import (
     InvoiceOut,
     OfferIn,
@@ -329,10 +334,21 @@ class PaymentService:
     async def record_refund(
         self, charge_id: str, admin_telegram_id: int | None = None
     ) -> RefundOut:
-        """Mark a charge refunded (once) and take back the VIP time it bought."""
+        """Mark a charge refunded (once) and take back the VIP time it bought; an operator's
+        refund is audited with it, also when Telegram's refund update recorded it first."""
         if admin_telegram_id is not None and admin_telegram_id not in self._settings.admin_ids:
             raise Forbidden
         result = await self._revoke(charge_id)
+        if admin_telegram_id is not None:
+            detail = {"charge_id": charge_id, "recorded_now": result.refunded}
+            crud.audit(
+                self._session,
+                admin_telegram_id,
+                AdminActionKind.REFUND,
+                result.telegram_id,
+                detail,
+                self._clock(),
+            )
         await self._session.commit()
         if result.refunded:
             log.info("payment_refunded", admin=admin_telegram_id is not None)

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from backend.main import bind_state, create_app
-from backend.models.database import Transaction, User
+from backend.models.database import AdminAction, Transaction, User
 from backend.models.schemas import OfferIn, PreCheckoutIn, SuccessfulPaymentIn
 from backend.services.credit_service import CreditService
 from backend.services.payment_service import PaymentService, sign
@@ -400,3 +400,35 @@ async def test_a_charge_id_seen_on_another_invoice_is_a_duplicate(
     )
     assert again.status_code == 200
     assert (again.json()["duplicate"], again.json()["vip_extended"]) == (True, False)
+
+
+async def test_an_operators_refund_is_audited_also_when_telegrams_update_recorded_it_first(
+    app, client, session, settings, catalog
+):
+    operator = 900_000_002
+    app.state.settings = settings.model_copy(update={"admin_ids": frozenset({operator})})
+    telegram_id = await register(session, settings, catalog)
+    for charge in ("ch-a1", "ch-a2"):
+        invoice = await offer(client, telegram_id)
+        paid = await client.post(
+            "/api/v1/payments/successful", json=payment_body(telegram_id, invoice, charge)
+        )
+        assert paid.status_code == 200, paid.text
+    # Telegram's refunded_payment update for the second charge came before the operator's call.
+    await client.post("/api/v1/payments/refunds", json={"telegram_payment_charge_id": "ch-a2"})
+    for charge in ("ch-a1", "ch-a2"):
+        refund = await client.post(
+            "/api/v1/payments/refunds",
+            json={"telegram_payment_charge_id": charge, "admin_telegram_id": operator},
+        )
+        assert refund.status_code == 200, refund.text
+
+    rows = await session.execute(
+        select(AdminAction.action, AdminAction.admin_telegram_id, AdminAction.detail)
+        .where(AdminAction.target_telegram_id == telegram_id)
+        .order_by(AdminAction.id)
+    )
+    assert [tuple(row) for row in rows] == [
+        ("refund", operator, {"charge_id": "ch-a1", "recorded_now": True}),
+        ("refund", operator, {"charge_id": "ch-a2", "recorded_now": False}),
+    ]
