@@ -9,7 +9,15 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
-from aiogram.types import BotCommand, FSInputFile, LinkPreviewOptions, Message, Update
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeChat,
+    FSInputFile,
+    LinkPreviewOptions,
+    Message,
+    Update,
+)
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 from redis.asyncio import Redis
@@ -65,6 +73,18 @@ COMMANDS = (
     "forget",
     "subscribe",
     "help",
+)
+# Shown, after the others, only in operators' (ADMIN_IDS) own chats with the bot.
+ADMIN_COMMANDS = (
+    "admin",
+    "stats",
+    "find",
+    "grant",
+    "revoke",
+    "block",
+    "unblock",
+    "refund",
+    "broadcast",
 )
 ALLOWED_UPDATES = [
     "message",
@@ -207,14 +227,27 @@ def create_dispatcher(
 
 
 async def set_commands(bot: Bot, dispatcher: Dispatcher) -> None:
-    """The command menu in Russian and English (and English for everyone else)."""
+    """The command menu in Russian and English (and English for everyone else); operators see
+    theirs too, in their own chats with the bot."""
     i18n = dispatcher["i18n_middleware"]
-    for language in (None, *LANGUAGES):
+
+    def menu(names: tuple[str, ...], language: str | None) -> list[BotCommand]:
         locale = language or "en"
-        commands = [
-            BotCommand(command=c, description=i18n.core.get(f"cmd-{c}", locale)) for c in COMMANDS
-        ]
-        await bot.set_my_commands(commands, language_code=language)
+        return [BotCommand(command=c, description=i18n.core.get(f"cmd-{c}", locale)) for c in names]
+
+    languages = (None, *LANGUAGES)
+    for language in languages:
+        await bot.set_my_commands(menu(COMMANDS, language), language_code=language)
+    for admin_id in sorted(dispatcher["settings"].admin_ids):
+        scope = BotCommandScopeChat(chat_id=admin_id)
+        try:
+            for language in languages:
+                commands = menu(COMMANDS + ADMIN_COMMANDS, language)
+                await bot.set_my_commands(commands, scope=scope, language_code=language)
+        except (TelegramBadRequest, TelegramForbiddenError) as exc:
+            # Telegram knows no chat with an operator who never started the bot: the commands
+            # work all the same, only the menu lacks them until the next start.
+            log.warning("admin_menu_not_set", admin_id=admin_id, error=exc.message)
 
 
 def create_redis(settings: BotSettings) -> Redis | None:

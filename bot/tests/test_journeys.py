@@ -320,3 +320,41 @@ async def test_without_drafts_the_answer_grows_by_editing_one_message(env, user_
     final = env.telegram.named("EditMessageText")[-1]
     assert final.text.strip() == "Growing answer in a group chat."
     assert [t for t, _ in final.buttons()] == ["🆕 New chat", "🧠 Model"]
+
+
+async def test_operators_see_their_commands_in_their_own_chat_only(env):
+    from bot.main import set_commands
+    from bot.tests.conftest import ADMIN_ID
+
+    await set_commands(env.bot, env.dp)
+    menus = {
+        (c.params.get("scope", {}).get("chat_id"), c.params.get("language_code")): [
+            x["command"] for x in c.params["commands"]
+        ]
+        for c in env.telegram.named("SetMyCommands")
+    }
+    assert set(menus) == {(chat, lang) for chat in (None, ADMIN_ID) for lang in (None, "ru", "en")}
+    assert "refund" not in menus[(None, "en")]
+    operator = menus[(ADMIN_ID, "ru")]
+    assert operator[: len(menus[(None, "ru")])] == menus[(None, "ru")]
+    assert {"admin", "find", "grant", "refund", "broadcast"} <= set(operator)
+
+
+async def test_an_operator_who_never_started_the_bot_does_not_stop_its_start(env):
+    from aiogram.exceptions import TelegramBadRequest
+
+    from bot.main import set_commands
+
+    def chat_not_found(method):
+        if method.scope is None:
+            return None
+        return TelegramBadRequest(method=method, message="Bad Request: chat not found")
+
+    env.telegram.failures["SetMyCommands"] = [chat_not_found]
+    await set_commands(env.bot, env.dp)
+    calls = env.telegram.named("SetMyCommands")
+    assert {c.params.get("language_code") for c in calls if "scope" not in c.params} == {
+        None,
+        "ru",
+        "en",
+    }

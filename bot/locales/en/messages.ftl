@@ -9,6 +9,15 @@ cmd-image = Draw a picture
 cmd-instructions = Your custom instruction
 cmd-subscribe = VIP subscription
 cmd-forget = Erase my conversation history
+cmd-admin = Operator menu
+cmd-stats = Today's figures
+cmd-find = Find a user: /find <id or @username>
+cmd-grant = Add VIP days: /grant <id> <days>
+cmd-revoke = End VIP now: /revoke <id>
+cmd-block = Suspend a user: /block <id>
+cmd-unblock = Restore a user: /unblock <id>
+cmd-refund = Refund a payment: /refund <charge id>
+cmd-broadcast = Message everyone: /broadcast all|vip|free
 
 ## Main menu
 welcome =

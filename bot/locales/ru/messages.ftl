@@ -9,6 +9,15 @@ cmd-image = Нарисовать картинку
 cmd-instructions = Ваша инструкция для бота
 cmd-subscribe = VIP-подписка
 cmd-forget = Стереть историю диалогов
+cmd-admin = Меню оператора
+cmd-stats = Цифры за сегодня
+cmd-find = Найти пользователя: /find <id или @username>
+cmd-grant = Добавить дни VIP: /grant <id> <дней>
+cmd-revoke = Завершить VIP: /revoke <id>
+cmd-block = Приостановить доступ: /block <id>
+cmd-unblock = Вернуть доступ: /unblock <id>
+cmd-refund = Вернуть платёж: /refund <charge id>
+cmd-broadcast = Рассылка: /broadcast all|vip|free
 
 ## Main menu
 welcome =
