@@ -122,6 +122,17 @@ class BotSettings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _broadcast_within_the_global_rate(self) -> "BotSettings":
+        # Copies take only the global budget's spare share: above it they could only wait,
+        # and the broadcast would report a pace it never keeps.
+        if self.broadcast_per_second >= self.telegram_global_rate:
+            raise ValueError(
+                f"BROADCAST_PER_SECOND ({self.broadcast_per_second:g}) must be below "
+                f"TELEGRAM_GLOBAL_RATE ({self.telegram_global_rate:g}), which answers share"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> "BotSettings":
         if self.app_env is not AppEnv.PRODUCTION:
             return self

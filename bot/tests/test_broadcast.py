@@ -316,7 +316,9 @@ async def wait_until_ended(world: World, broadcast_id: int, timeout_s: float = 2
 
 @contextlib.asynccontextmanager
 async def admin_bot(world: World) -> AsyncIterator[Dispatcher]:
-    config = bot_settings(admin_ids=str(ADMIN_ID), broadcast_per_second=30)
+    config = bot_settings(
+        admin_ids=str(ADMIN_ID), telegram_global_rate=1000, broadcast_per_second=30
+    )
     dp = create_dispatcher(config, world.backend)
     await dp.emit_startup(bot=world.bot, dispatcher=dp, **dp.workflow_data)
     world.telegram.calls.clear()

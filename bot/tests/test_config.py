@@ -82,3 +82,9 @@ def test_global_rate_may_be_raised_to_telegrams_paid_maximum():
 def test_limits_that_could_not_work_are_refused(override):
     with pytest.raises(ValidationError, match=next(iter(override))):
         make(**GOOD, **override)
+
+
+def test_a_broadcast_pace_the_global_rate_cannot_carry_is_refused():
+    with pytest.raises(ValidationError, match="BROADCAST_PER_SECOND"):
+        make(**GOOD, telegram_global_rate=10, broadcast_per_second=20)
+    assert make(**GOOD, telegram_global_rate=10, broadcast_per_second=5).broadcast_per_second == 5

@@ -329,7 +329,9 @@ async def test_skipped_draft_is_shown_by_the_next_update(make_bot):
 
 async def test_global_budget_comes_from_the_settings():
     session = RecordingSession()
-    settings = bot_settings(telegram_global_rate=1, telegram_global_burst=1)
+    settings = bot_settings(
+        telegram_global_rate=1, telegram_global_burst=1, broadcast_per_second=0.5
+    )
     bot = create_bot(settings, session=session)  # type: ignore[arg-type]
     await bot.send_message(1, "takes the only slot for a second")
 
