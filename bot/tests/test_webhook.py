@@ -147,3 +147,49 @@ async def test_an_update_arriving_as_the_bot_stops_is_refused_for_telegram_to_se
     chats = {c.params.get("chat_id") for c in env.telegram.named("SendMessage")}
     assert user_id in chats  # the answer in flight was finished
     assert other not in chats
+
+
+async def test_a_message_the_drain_gives_up_on_is_handed_over_before_the_clients_close(
+    env, user_id, redis_prefix
+):
+    from aiohttp import web
+
+    from bot.main import create_dispatcher
+    from bot.services.claims import connect_redis
+    from bot.services.inflight import InFlightAnswers
+    from bot.tests.conftest import REDIS_URL
+
+    env.fake.script("openai", text="A long answer. " * 3, chunks=3, chunk_delay_s=1.0)
+    config = bot_settings(
+        webhook_secret=SECRET,
+        webhook_base_url="https://bot.example.test",
+        webhook_path="/tg/hook",
+        redis_key_prefix=redis_prefix,
+        shutdown_grace_s=0.2,
+    )
+    redis = connect_redis(REDIS_URL)
+    dp = create_dispatcher(config, env.backend, redis)
+    runner = web.AppRunner(create_webhook_app(config, env.bot, dp, env.backend, redis))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    async with httpx.AsyncClient() as http:
+        taken = await http.post(
+            f"http://127.0.0.1:{port}/tg/hook",
+            json=message_update(user_id, "A long question"),
+            headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
+        )
+    assert taken.status_code == 200
+    for _ in range(500):
+        if env.fake.requests("openai"):
+            break
+        await asyncio.sleep(0.01)
+    await runner.cleanup()  # the answer, under way, runs past SHUTDOWN_GRACE_S
+
+    other = connect_redis(REDIS_URL)
+    try:
+        lost = await InFlightAnswers(other, redis_prefix).lost()
+    finally:
+        await other.aclose()
+    # Told at once by another replica, not after the lease: the lease was ended in time.
+    assert [taken.chat_id for taken in lost] == [user_id]
