@@ -123,8 +123,8 @@ class BotSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _broadcast_within_the_global_rate(self) -> "BotSettings":
-        # Copies take only the global budget's spare share: above it they could only wait,
-        # and the broadcast would report a pace it never keeps.
+        # Copies wait for the same global budget as answers: at or above its rate they would
+        # take all of it, and answers would queue behind a broadcast.
         if self.broadcast_per_second >= self.telegram_global_rate:
             raise ValueError(
                 f"BROADCAST_PER_SECOND ({self.broadcast_per_second:g}) must be below "

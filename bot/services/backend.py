@@ -110,10 +110,9 @@ class BackendClient:
         # connection for its whole length, and with one shared pool a crowd of answers left
         # the profile lookups and claims of new messages waiting for a connection until
         # they timed out.
-        self._call_timeout = httpx.Timeout(10.0, connect=3.0)
         # A call beyond the pool waits for a connection for at most the timeout's `pool`.
         self._http = client(
-            self._call_timeout,
+            httpx.Timeout(10.0, connect=3.0),
             httpx.Limits(max_connections=max_connections, keepalive_expiry=KEEPALIVE_EXPIRY_S),
         )
         self._streams = client(
@@ -386,12 +385,6 @@ class BackendClient:
         connection. Others (a claim, a payment) are not: the backend may have acted on them.
         Any call is retried once when it could not connect: nothing was sent."""
         retry = idempotent or method == "GET"
-        response = await self._request(method, path, retry, **kwargs)
-        if response.status_code >= 400:
-            raise self._error(response)
-        return response.json()
-
-    async def _request(self, method: str, path: str, retry: bool, **kwargs: Any) -> httpx.Response:
         try:
             try:
                 response = await self._http.request(method, path, **kwargs)
@@ -403,7 +396,9 @@ class BackendClient:
                 response = await self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise BackendUnavailable(type(exc).__name__) from exc
-        return response
+        if response.status_code >= 400:
+            raise self._error(response)
+        return response.json()
 
     @staticmethod
     def _error(response: httpx.Response) -> BackendError:

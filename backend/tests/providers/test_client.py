@@ -1,8 +1,12 @@
 """The SDK client the adapters are built on."""
 
+import asyncio
+
 import httpx2
 import openai
+from aiohttp import web
 
+from backend.config import Settings
 from backend.services.providers.client import build_client
 
 
@@ -49,10 +53,6 @@ async def test_client_keeps_a_given_http_client_and_still_applies_the_timeouts()
 
 async def requests_in_flight_at_once(max_connections: int, calls: int) -> int:
     """How many of `calls` concurrent requests reach a provider that holds them all."""
-    import asyncio
-
-    from aiohttp import web
-
     arrived, release = asyncio.Condition(), asyncio.Event()
     held = 0
 
@@ -98,6 +98,4 @@ async def test_the_connection_bound_is_the_one_given():
 
 
 def test_a_provider_streams_more_answers_at_once_than_the_sdks_default_by_default():
-    from backend.config import Settings
-
     assert Settings.model_fields["provider_max_connections"].default > 1000
