@@ -43,7 +43,6 @@ from backend.database.session import (
 from backend.models.schemas import ErrorBody, HealthOut
 from backend.services.catalog import Catalog, load_catalog
 from backend.services.clock import Clock, utcnow
-from backend.services.providers.client import warm_up_sdk_models
 from backend.services.providers.registry import ProviderRegistry
 from backend.services.sweeper import run_sweeper
 from backend.utils.exceptions import DomainError
@@ -107,7 +106,6 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         providers = ProviderRegistry.from_settings(settings, catalog)
-        await asyncio.to_thread(warm_up_sdk_models)
         bind_state(app, settings, engine, catalog, clock, providers)
         sweeper = asyncio.create_task(run_sweeper(app.state.sessionmaker, settings, clock))
         # What is alive now (modules, validators, the app) lives as long as the process: out of

@@ -18,7 +18,13 @@ from backend.services.providers.base import (
     Turn,
     Usage,
 )
-from backend.services.providers.client import as_int, read_field, request_id_headers
+from backend.services.providers.client import (
+    as_int,
+    post_json,
+    post_stream,
+    read_field,
+    request_id_headers,
+)
 from backend.services.providers.errors import Deadline, close_quietly
 
 
@@ -75,7 +81,7 @@ def _usage(usage: object) -> Usage:
 
 
 class ChatCompletionsAdapter:
-    """Answers through `client.chat.completions.create` (DeepSeek).
+    """Answers through Chat Completions (`POST /chat/completions`, DeepSeek).
 
     Reads `options["thinking"]` (thinking mode on or off, sent either way) and
     `options["reasoning_effort"]` (sent when present).
@@ -111,7 +117,7 @@ class ChatCompletionsAdapter:
     async def _whole(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:
         deadline = Deadline(request.timeout_s)
         completion = await deadline.run(
-            self._client.chat.completions.create(**self._params(request), stream=False)
+            post_json(self._client, "/chat/completions", self._params(request))
         )
         choices = read_field(completion, "choices") or []
         if not choices:
@@ -131,11 +137,8 @@ class ChatCompletionsAdapter:
 
     async def _streamed(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:
         deadline = Deadline(request.timeout_s)
-        stream = await deadline.run(
-            self._client.chat.completions.create(
-                **self._params(request), stream=True, stream_options={"include_usage": True}
-            )
-        )
+        params = {**self._params(request), "stream_options": {"include_usage": True}}
+        stream = await deadline.run(post_stream(self._client, "/chat/completions", params))
         finished = text_seen = False
         try:
             while (chunk := await deadline.next(stream)) is not None:

@@ -1,7 +1,8 @@
 """The SDK client every adapter talks through, and reading the loosely typed objects it returns."""
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx2
 import openai
@@ -63,78 +64,47 @@ def as_int(value: object) -> int:
     return 0
 
 
-# One event of each shape the adapters read. The SDK builds its pydantic models lazily, on
-# the first event of each type (seconds for the Responses unions): paying that at start-up
-# keeps it out of the first user's answer.
-_WARM_UP_EVENTS: tuple[dict[str, Any], ...] = (
-    {"type": "response.created", "sequence_number": 0, "response": None},
-    {
-        "type": "response.output_text.delta",
-        "sequence_number": 1,
-        "item_id": "i",
-        "output_index": 0,
-        "content_index": 0,
-        "delta": "x",
-        "logprobs": [],
-    },
-    {"type": "response.reasoning.search_results", "sequence_number": 2, "results": []},
-    {
-        "type": "response.reasoning_summary_text.delta",
-        "sequence_number": 3,
-        "item_id": "i",
-        "output_index": 0,
-        "summary_index": 0,
-        "delta": "x",
-    },
-    {"type": "error", "sequence_number": 4, "code": "x", "message": "x", "param": None},
-)
-_WARM_UP_RESPONSE: dict[str, Any] = {
-    "id": "r",
-    "object": "response",
-    "created_at": 0,
-    "model": "m",
-    "status": "completed",
-    "output": [
-        {
-            "type": "message",
-            "id": "m",
-            "role": "assistant",
-            "status": "completed",
-            "content": [{"type": "output_text", "text": "x", "annotations": []}],
-        },
-        {"type": "search_results", "results": []},
-    ],
-    "parallel_tool_calls": False,
-    "tool_choice": "auto",
-    "tools": [],
-    "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2},
-}
+# The calls below take the provider's JSON as sent, as plain dicts, instead of the SDK's typed
+# models. The SDK validates a Response, a chunk or a stream event against its pydantic models;
+# building those models' validators costs ~34 MB of the backend's memory and, for the stream
+# events, about a sixth of its CPU per answer. The adapters read fields by name from either
+# (`read_field`), because compatible providers send shapes the models do not know anyway.
+# Errors, retries, headers, timeouts and the SSE protocol stay the SDK's.
 
 
-def warm_up_sdk_models() -> None:
-    """Build the SDK's response models now (CPU only, no network)."""
-    from openai._models import construct_type
-    from openai.types.chat import ChatCompletion, ChatCompletionChunk
-    from openai.types.responses import Response, ResponseStreamEvent
+def _body_and_options(params: dict[str, Any]) -> tuple[dict[str, Any], openai.RequestOptions]:
+    """The request body and the SDK's request options of `create`-style keyword arguments."""
+    body = {k: v for k, v in params.items() if k not in ("extra_headers", "extra_body")}
+    body |= params.get("extra_body") or {}
+    return body, {"headers": params.get("extra_headers") or {}}
 
-    for event in _WARM_UP_EVENTS:
-        construct_type(type_=ResponseStreamEvent, value=event)
-    construct_type(type_=Response, value=_WARM_UP_RESPONSE)
-    chunk = {
-        "id": "c",
-        "object": "chat.completion.chunk",
-        "created": 0,
-        "model": "m",
-        "choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": None}],
-    }
-    construct_type(type_=ChatCompletionChunk, value=chunk)
-    completion = {
-        "id": "c",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "m",
-        "choices": [
-            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "x"}}
-        ],
-    }
-    construct_type(type_=ChatCompletion, value=completion)
+
+def post_json(client: openai.AsyncOpenAI, path: str, params: dict[str, Any]) -> Awaitable[object]:
+    """POST `params` (as for the SDK's `create`) to `path`; the answer as the decoded JSON."""
+    body, options = _body_and_options(params)
+    return client.post(path, body=body, cast_to=object, options=options)
+
+
+def post_stream(
+    client: openai.AsyncOpenAI, path: str, params: dict[str, Any]
+) -> Awaitable[openai.AsyncStream[object]]:
+    """POST `params` with `stream: true` to `path`; its server-sent events as decoded JSON."""
+    body, options = _body_and_options(params)
+    return client.post(
+        path,
+        body={**body, "stream": True},
+        cast_to=object,
+        options=options,
+        stream=True,
+        stream_cls=openai.AsyncStream[object],
+    )
+
+
+def get_json(client: openai.AsyncOpenAI, path: str) -> Awaitable[object]:
+    """GET `path`; the answer as the decoded JSON."""
+    return client.get(path, cast_to=object, options={"headers": request_id_headers()})
+
+
+def path_part(value: str) -> str:
+    """An id from a provider, safe to put in a URL path."""
+    return quote(value, safe="")

@@ -1,6 +1,6 @@
 """OpenAI Responses API: streamed or whole answers with a reasoning summary and token usage."""
 
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -16,7 +16,13 @@ from backend.services.providers.base import (
     TextDelta,
     Usage,
 )
-from backend.services.providers.client import as_int, read_field, request_id_headers
+from backend.services.providers.client import (
+    as_int,
+    post_json,
+    post_stream,
+    read_field,
+    request_id_headers,
+)
 from backend.services.providers.errors import Deadline, close_quietly, error_for_code
 
 _TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -141,28 +147,6 @@ def final_events(response: object) -> list[ProviderEvent]:
     return events
 
 
-def stream_responses(
-    client: openai.AsyncOpenAI, params: dict[str, Any]
-) -> Awaitable[openai.AsyncStream[object]]:
-    """`responses.create(**params, stream=True)`, its events arriving as plain dicts.
-
-    The SDK validates every stream event against its union of event models with pydantic:
-    about a sixth of the backend's CPU per answer (`make bench`, py-spy). The readers below
-    read fields by name from dicts as well (`read_field`), so the events are taken as sent.
-    Errors, retries, headers and the SSE protocol stay the SDK's.
-    """
-    body = {k: v for k, v in params.items() if k not in ("extra_headers", "extra_body")}
-    body |= params.get("extra_body") or {}
-    return client.post(
-        "/responses",
-        body={**body, "stream": True},
-        cast_to=object,
-        options={"headers": params.get("extra_headers") or {}},
-        stream=True,
-        stream_cls=openai.AsyncStream[object],
-    )
-
-
 class ResponsesStreamReader:
     """Turns Responses stream events into provider events, one event at a time."""
 
@@ -221,7 +205,7 @@ class ResponsesStreamReader:
 
 
 class OpenAIResponsesAdapter:
-    """Answers through the OpenAI Responses API (`client.responses.create`).
+    """Answers through the OpenAI Responses API (`POST /responses`).
 
     Reads `options["reasoning_effort"]`; a summary of the reasoning is asked for unless the
     effort is "none".
@@ -258,15 +242,13 @@ class OpenAIResponsesAdapter:
 
     async def _whole(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:
         deadline = Deadline(request.timeout_s)
-        response = await deadline.run(
-            self._client.responses.create(**self._params(request), stream=False)
-        )
+        response = await deadline.run(post_json(self._client, "/responses", self._params(request)))
         for event in final_events(response):
             yield event
 
     async def _streamed(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:
         deadline = Deadline(request.timeout_s)
-        stream = await deadline.run(stream_responses(self._client, self._params(request)))
+        stream = await deadline.run(post_stream(self._client, "/responses", self._params(request)))
         reader = ResponsesStreamReader()
         try:
             while not reader.finished and (event := await deadline.next(stream)) is not None:

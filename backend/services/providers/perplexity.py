@@ -14,7 +14,14 @@ from backend.services.providers.base import (
     Source,
     Sources,
 )
-from backend.services.providers.client import read_field, request_id_headers
+from backend.services.providers.client import (
+    get_json,
+    path_part,
+    post_json,
+    post_stream,
+    read_field,
+    request_id_headers,
+)
 from backend.services.providers.errors import (
     PROVIDER_FAILURES,
     Deadline,
@@ -25,7 +32,6 @@ from backend.services.providers.openai_responses import (
     ResponsesStreamReader,
     final_events,
     input_messages,
-    stream_responses,
 )
 from backend.utils.logger import get_logger
 
@@ -108,7 +114,7 @@ class _PerplexityStreamReader(ResponsesStreamReader):
 
 
 class PerplexityAgentAdapter:
-    """Answers through Perplexity's Agent API via `client.responses.*`.
+    """Answers through Perplexity's Agent API (`/responses`).
 
     Reads `options["effort"]` (the Perplexity effort preset; the catalog's api_model when
     absent), `options["model"]` (sent only when set) and `options["background"]` (submit, then
@@ -151,15 +157,13 @@ class PerplexityAgentAdapter:
 
     async def _whole(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:
         deadline = Deadline(request.timeout_s)
-        response = await deadline.run(
-            self._client.responses.create(**self._params(request), stream=False)
-        )
+        response = await deadline.run(post_json(self._client, "/responses", self._params(request)))
         for event in self._final(response):
             yield event
 
     async def _streamed(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:
         deadline = Deadline(request.timeout_s)
-        stream = await deadline.run(stream_responses(self._client, self._params(request)))
+        stream = await deadline.run(post_stream(self._client, "/responses", self._params(request)))
         reader = _PerplexityStreamReader(_SourceTracker())
         try:
             while not reader.finished and (event := await deadline.next(stream)) is not None:
@@ -172,9 +176,8 @@ class PerplexityAgentAdapter:
 
     async def _background(self, request: ProviderRequest) -> AsyncGenerator[ProviderEvent, None]:
         deadline = Deadline(request.timeout_s)
-        response = await deadline.run(
-            self._client.responses.create(**self._params(request), background=True)
-        )
+        params = {**self._params(request), "background": True}
+        response = await deadline.run(post_json(self._client, "/responses", params))
         response_id = read_field(response, "id")
         if not isinstance(response_id, str):
             raise ProviderError(reason="no_response_id")
@@ -183,7 +186,9 @@ class PerplexityAgentAdapter:
             while (status := read_field(response, "status")) in _RUNNING:
                 yield Progress(stage=status)
                 await deadline.run(asyncio.sleep(self._poll_interval_s))
-                response = await deadline.run(self._client.responses.retrieve(response_id))
+                response = await deadline.run(
+                    get_json(self._client, f"/responses/{path_part(response_id)}")
+                )
             settled = True
         finally:
             if not settled:
@@ -195,7 +200,7 @@ class PerplexityAgentAdapter:
         """Ask Perplexity to stop a run nobody waits for any more; a failure is only logged."""
         try:
             async with asyncio.timeout(_CANCEL_TIMEOUT_S):
-                await self._client.responses.cancel(response_id)
+                await post_json(self._client, f"/responses/{path_part(response_id)}/cancel", {})
         except PROVIDER_FAILURES as exc:
             log.warning(
                 "provider_cancel_failed",
