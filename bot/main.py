@@ -10,6 +10,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.methods import TelegramMethod
 from aiogram.types import (
     BotCommand,
     BotCommandScopeChat,
@@ -20,6 +21,7 @@ from aiogram.types import (
 )
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from bot.config import BotMode, BotSettings
@@ -160,7 +162,10 @@ def create_dispatcher(
     broadcasts = BroadcastRunner(
         backend, settings.admin_ids, per_second=settings.broadcast_per_second
     )
+    # No FSM: the bot keeps no per-chat state (the backend does). aiogram's default FSM would
+    # run a middleware for every update and keep a record per user in memory for good.
     dp = Dispatcher(
+        disable_fsm=True,
         settings=settings,
         backend=backend,
         profiles=profiles,
@@ -341,9 +346,33 @@ class WebhookHandler(SimpleRequestHandler):
                 )
                 return web.json_response({"ok": False}, status=503)
             return web.json_response({})
-        return await self._handle_request_background(bot=bot, request=request)
+        return self._handle_in_background(bot, update)
 
     __call__ = handle
+
+    def _handle_in_background(self, bot: Bot, update: object) -> web.Response:
+        """Acknowledge at once and handle the update in a task, as aiogram's background mode
+        does, but from the body already read (aiogram reads it again) and holding only the
+        Update while the answer takes its time, not the decoded JSON as well."""
+        try:
+            parsed = Update.model_validate(update, context={"bot": bot})
+        except ValidationError as exc:
+            # Telegram would only send it again; aiogram would have failed on it the same way.
+            log.error("update_invalid", errors=exc.error_count())
+            return web.json_response({})
+        task = asyncio.create_task(self._feed(bot, parsed))
+        self._background_feed_update_tasks.add(task)
+        task.add_done_callback(self._background_feed_update_tasks.discard)
+        return web.json_response({})
+
+    async def _feed(self, bot: Bot, update: Update) -> None:
+        try:
+            result = await self.dispatcher.feed_update(bot, update, **self.data)
+        except Exception:
+            log.exception("update_unhandled", update_id=update.update_id)
+            return
+        if isinstance(result, TelegramMethod):
+            await self.dispatcher.silent_call_request(bot=bot, result=result)
 
 
 WEBHOOK_HANDLER = web.AppKey("webhook_handler", WebhookHandler)

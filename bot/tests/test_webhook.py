@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 
 import httpx
+from aiogram.types import Update
 
 from bot.main import WEBHOOK_HANDLER, create_webhook_app
 from bot.tests.conftest import bot_settings
@@ -63,6 +64,60 @@ async def test_start_sets_the_webhook_with_secret_and_updates(env, user_id):
         assert health.status_code == 200
     finally:
         await runner.cleanup()
+
+
+async def test_an_update_is_answered_in_the_background_holding_only_its_model(env, user_id):
+    env.fake.script("openai", text="An answer still streaming.", chunks=3, chunk_delay_s=0.3)
+    runner, url = await serve(env)
+    handler = runner.app[WEBHOOK_HANDLER]
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    try:
+        async with httpx.AsyncClient() as http:
+            taken = await http.post(
+                f"{url}/tg/hook", json=message_update(user_id, "A question"), headers=headers
+            )
+        assert taken.status_code == 200  # acknowledged before the answer
+        [task] = handler._background_feed_update_tasks
+        # While the answer streams, the task holds the Update, not the decoded body as well
+        # (aiogram's own background mode keeps the dict for the whole answer).
+        frame = task.get_coro().cr_frame
+        assert frame is not None
+        assert {type(v) for v in frame.f_locals.values()} & {dict} == set()
+        assert isinstance(frame.f_locals["update"], Update)
+        await task
+        [answer] = [
+            c for c in env.telegram.named("SendMessage") if c.params.get("chat_id") == user_id
+        ]
+        assert "An answer still streaming." in answer.params["text"]
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_body_that_is_no_update_is_acknowledged_and_dropped(env, user_id):
+    runner, url = await serve(env)
+    handler = runner.app[WEBHOOK_HANDLER]
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    try:
+        env.telegram.calls.clear()
+        async with httpx.AsyncClient() as http:
+            odd = await http.post(
+                f"{url}/tg/hook", json={"update_id": "not a number"}, headers=headers
+            )
+            listed = await http.post(f"{url}/tg/hook", json=[1, 2], headers=headers)
+        # Telegram would only send it again: it is taken, logged, and nothing is done.
+        assert (odd.status_code, listed.status_code) == (200, 200)
+        assert handler._background_feed_update_tasks == set()
+        assert env.telegram.calls == []
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_dispatcher_keeps_no_state_per_user(env, user_id):
+    for n in range(3):
+        await env.send(message_update(user_id + n, "/start"))
+    assert env.telegram.named("SendMessage")
+    # aiogram's FSM would keep a record per (chat, user) in memory for as long as the bot runs.
+    assert env.dp.fsm.storage.storage == {}  # type: ignore[attr-defined]
 
 
 async def test_self_signed_certificate_is_uploaded_with_set_webhook(env, tmp_path):
