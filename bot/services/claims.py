@@ -20,7 +20,6 @@ meet a redelivery: the Redis key expires after `ttl_s` (a day by default); the b
 its claims after 7 days.
 """
 
-import asyncio
 from typing import Protocol
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -40,17 +39,24 @@ class UpdateClaimBackend(Protocol):
     async def claim_update(self, update_id: int) -> bool: ...
 
 
-def connect_redis(url: str, timeout_s: float = 0.5, max_connections: int = 100) -> Redis:
+def connect_redis(
+    url: str, timeout_s: float = 0.5, max_connections: int = 100, pool_wait_s: float = 10.0
+) -> Redis:
     """A Redis client that fails fast: no retries, sub-second timeouts (the fallback waits).
 
-    When all `max_connections` are busy a claim waits (up to `timeout_s`) for one to come
-    free: redis-py's default pool raises at once instead, which under a crowd of updates
-    marked a healthy Redis as down.
+    When all `max_connections` are busy a call waits up to `pool_wait_s` for one to come free:
+    redis-py's default pool raises at once instead, and a wait as short as Redis's own timeout
+    ran out whenever the bot was overloaded (its event loop seconds behind). Either took a
+    healthy Redis for down ("No connection available." in the bot's log of `make bench`'s
+    ceiling past saturation), and every part fell back (claims to the backend's PostgreSQL)
+    for 30 s, adding to the overload. Waiting for a connection
+    is this process's queue, not Redis's health; a Redis that does not answer still fails each
+    call within `timeout_s`, so connections come free at that pace even then.
     """
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
-        timeout=timeout_s,
+        timeout=pool_wait_s,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), retries=0),
@@ -69,14 +75,12 @@ class UpdateClaims:
         *,
         prefix: str = "pomogator:",
         ttl_s: int = TELEGRAM_REDELIVERY_WINDOW_S,
-        timeout_s: float = 1.0,
         retry_s: float = 30.0,
     ) -> None:
         self._backend = backend
         self._redis = redis
         self._prefix = f"{prefix}update:"
         self._ttl = ttl_s
-        self._timeout = timeout_s
         self._circuit = RedisCircuit("update claims", retry_s)
 
     @property
@@ -99,11 +103,10 @@ class UpdateClaims:
     async def _claim_in_redis(self, update_id: int) -> bool | None:
         """The Redis verdict, or None when Redis could not be asked."""
         assert self._redis is not None
+        # The client's own timeouts bound the call (see connect_redis); a bound around it would
+        # also count the wait for a free connection, which is this process's queue.
         try:
-            async with asyncio.timeout(self._timeout):
-                created = await self._redis.set(
-                    f"{self._prefix}{update_id}", 1, nx=True, ex=self._ttl
-                )
+            created = await self._redis.set(f"{self._prefix}{update_id}", 1, nx=True, ex=self._ttl)
         except REDIS_ERRORS as exc:
             self._circuit.failed(exc)
             return None

@@ -37,6 +37,7 @@ class RedisCircuit:
                 "redis_unavailable",
                 part=self.part,
                 error=type(exc).__name__,
+                detail=str(exc)[:200],
                 retry_in_s=self._retry,
             )
         self._down_until = time.monotonic() + self._retry

@@ -187,6 +187,17 @@ class ClaimsDown:
         raise BackendUnavailable("ConnectError")
 
 
+class ClaimsByBackend:
+    """The backend's claim route, counting the claims it was asked for."""
+
+    def __init__(self) -> None:
+        self.claimed = 0
+
+    async def claim_update(self, update_id: int) -> bool:
+        self.claimed += 1
+        return True
+
+
 async def test_without_any_claim_a_chat_redelivery_is_still_charged_and_answered_once(
     settings, catalog, engine, fake_providers, user_id
 ):
@@ -204,6 +215,57 @@ async def test_without_any_claim_a_chat_redelivery_is_still_charged_and_answered
             replicas, backend, fake_providers, user_id, "answered once"
         )
         assert [e["event"] for e in logs].count("update_claim_failed") == 2  # one per replica
+
+
+async def test_a_claim_waits_for_a_connection_busy_longer_than_redis_may_take(redis_prefix):
+    # Under overload every connection can stay busy past Redis's own timeout (the event loop
+    # is behind, not Redis): a wait that short took a healthy Redis for down.
+    redis = connect_redis(REDIS_URL, max_connections=1)
+    claims = UpdateClaims(ClaimsDown(), redis, prefix=redis_prefix)
+    pool = redis.connection_pool
+    try:
+        busy = await pool.get_connection()
+
+        async def give_back_later() -> None:
+            await asyncio.sleep(1.0)  # twice the socket timeout
+            await pool.release(busy)
+
+        with capture_logs() as logs:
+            claimed, _ = await asyncio.gather(claims.claim(1), give_back_later())
+        assert claimed
+        assert not claims.redis_down
+        assert "redis_unavailable" not in [e["event"] for e in logs]
+        assert await redis.exists(f"{redis_prefix}update:1") == 1  # in Redis, not the fallback
+    finally:
+        await redis.aclose()
+
+
+async def test_a_redis_that_never_answers_fails_each_claim_over_to_the_backend(redis_prefix):
+    # The long wait for a free connection must not become a long wait on a hung Redis: each
+    # call still fails within the client's timeout, so connections come free and claims move
+    # on to the backend.
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # accepted, never answered
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    redis = connect_redis(f"redis://127.0.0.1:{port}/0", max_connections=2)
+    backend = ClaimsByBackend()
+    claims = UpdateClaims(backend, redis, prefix=redis_prefix)
+    try:
+        with capture_logs() as logs:
+            claimed = await asyncio.gather(*(claims.claim(number) for number in range(6)))
+        assert all(claimed)
+        assert claims.redis_down
+        assert backend.claimed == 6  # each claim, once Redis had not answered it
+        assert [e["event"] for e in logs].count("redis_unavailable") == 1
+    finally:
+        await redis.aclose()
+        server.close()
+        for writer in accepted:
+            writer.close()
 
 
 async def test_a_crowd_of_claims_waits_for_a_free_redis_connection(redis_prefix):
