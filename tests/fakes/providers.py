@@ -115,6 +115,7 @@ class RecordedRequest:
     query: dict[str, str]
     headers: dict[str, str]  # lower-case names
     body: Any  # parsed JSON, multipart fields, raw text if neither, None if empty
+    peer: str = ""  # the client's address and port: requests with the same came on one connection
 
 
 @dataclass
@@ -619,6 +620,10 @@ class FakeProviders:
         """Every request received so far (for one flavour if given), oldest first."""
         return [r for r in self._requests if flavour is None or r.flavour == flavour]
 
+    def connections(self, flavour: str) -> int:
+        """How many connections the requests for `flavour` came over."""
+        return len({r.peer for r in self.requests(flavour)})
+
     def reset(self) -> None:
         """Forget the requests and background runs; every flavour back to the default script."""
         self._scripts = {flavour: Script() for flavour in FLAVOURS}
@@ -661,6 +666,7 @@ class FakeProviders:
                     query=dict(request.query),
                     headers={k.lower(): v for k, v in request.headers.items()},
                     body=body,
+                    peer=str(request.transport and request.transport.get_extra_info("peername")),
                 )
             )
         return await handler(request)

@@ -117,12 +117,29 @@ def map_openai_error(exc: BaseException) -> ProviderError:
     return ProviderError()
 
 
-class _Closable(Protocol):
+class _Stream(Protocol):
+    def __anext__(self) -> Awaitable[object]: ...
+
     async def close(self) -> None: ...
 
 
-async def close_quietly(stream: _Closable) -> None:
-    """Release a provider stream; the outcome is already decided, so a failing close is ignored."""
+# A provider ends the body right after an answer's last event. A response closed before its
+# end takes its connection with it, so each answer would open a new one (TCP and TLS); the
+# end is waited for this long.
+DRAIN_S = 0.5
+
+
+async def close_quietly(stream: _Stream, *, drain: bool = False) -> None:
+    """Release a provider stream; the outcome is already decided, so a failing close is ignored.
+
+    With `drain` (the answer is complete), what is left of the stream is read first, for up to
+    DRAIN_S, and dropped: its connection then goes back to the pool for the next answer.
+    """
+    if drain:
+        with contextlib.suppress(*PROVIDER_FAILURES, OSError, StopAsyncIteration):
+            async with asyncio.timeout(DRAIN_S):
+                while True:
+                    await stream.__anext__()
     with contextlib.suppress(*PROVIDER_FAILURES, OSError):
         await stream.close()
 

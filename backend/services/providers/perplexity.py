@@ -170,7 +170,7 @@ class PerplexityAgentAdapter:
                 for out in reader.feed(event):
                     yield out
         finally:
-            await close_quietly(stream)
+            await close_quietly(stream, drain=reader.finished)
         if not reader.finished:
             raise ProviderError(reason="stream_ended_early")
 

@@ -224,3 +224,13 @@ async def test_stream_ending_before_a_finish_reason_is_a_provider_error(fake, ad
         await collect(adapter, ask())
 
     assert type(caught.value) is ProviderError
+
+
+@both_modes
+async def test_answers_one_after_another_share_one_connection(fake, adapter, stream):
+    # Closing a stream before the body's end closes its connection: a new TLS handshake each.
+    for _ in range(3):
+        assert text_of(await collect(adapter, ask(stream)))
+
+    assert len(fake.requests("deepseek")) == 3
+    assert fake.connections("deepseek") == 1

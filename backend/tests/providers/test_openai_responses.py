@@ -308,3 +308,13 @@ async def test_context_length_exceeded_is_context_too_long(fake, adapter, stream
 
     with pytest.raises(ContextTooLong):
         await collect(adapter, ask(stream))
+
+
+@both_modes
+async def test_answers_one_after_another_share_one_connection(fake, adapter, stream):
+    # Closing a stream before the body's end closes its connection: a new TLS handshake each.
+    for _ in range(3):
+        assert text_of(await collect(adapter, ask(stream)))
+
+    assert len(fake.requests("openai")) == 3
+    assert fake.connections("openai") == 1

@@ -243,3 +243,13 @@ async def test_background_run_that_fails_is_reported(fake, adapter):
 
     with pytest.raises(ProviderUnavailable):
         await collect(adapter, ask(options={"background": True}))
+
+
+@both_modes
+async def test_answers_one_after_another_share_one_connection(fake, adapter, stream):
+    # Closing a stream before the body's end closes its connection: a new TLS handshake each.
+    for _ in range(3):
+        assert text_of(await collect(adapter, ask(stream)))
+
+    assert len(fake.requests("perplexity")) == 3
+    assert fake.connections("perplexity") == 1
