@@ -658,6 +658,8 @@ class FakeProviders:
                     body = json.loads(raw)
                 except json.JSONDecodeError:
                     body = raw
+            transport = request.transport
+            peer = str(transport.get_extra_info("peername")) if transport else ""
             self._requests.append(
                 RecordedRequest(
                     flavour=request.path.strip("/").split("/")[0],
@@ -666,7 +668,7 @@ class FakeProviders:
                     query=dict(request.query),
                     headers={k.lower(): v for k, v in request.headers.items()},
                     body=body,
-                    peer=str(request.transport and request.transport.get_extra_info("peername")),
+                    peer=peer,
                 )
             )
         return await handler(request)
