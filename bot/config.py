@@ -81,6 +81,9 @@ class BotSettings(BaseSettings):
     # Streaming answers open at once to the backend (each holds a connection for its length);
     # short calls (profile, claim) have a pool of their own and never wait behind them.
     backend_max_streams: int = Field(default=5000, ge=1)
+    # Seconds a short call (a profile, a setting, a payment) may take before the user is told
+    # the bot is unavailable; an unreachable backend is reported within 3 s regardless.
+    backend_timeout_s: float = Field(default=30.0, gt=0, le=300)
     # Broadcast copies per second, under Telegram's ~30/s for the whole bot (answers go on).
     broadcast_per_second: float = Field(default=20.0, gt=0, le=30)
     log_level: str = "INFO"

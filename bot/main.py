@@ -139,6 +139,7 @@ def create_backend(settings: BotSettings) -> BackendClient:
     return BackendClient(
         settings.backend_url,
         settings.internal_api_token.get_secret_value(),
+        call_timeout_s=settings.backend_timeout_s,
         max_streams=settings.backend_max_streams,
     )
 

@@ -10,9 +10,14 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+import pytest
 from aiohttp import web
 
-from bot.services.backend import BackendClient
+from bot.config import BotSettings
+from bot.main import create_backend
+from bot.services.backend import BackendClient, BackendUnavailable
+from bot.tests.test_backend_stale_connections import PROFILE
+from bot.tests.test_config import GOOD
 
 START = {
     "type": "start",
@@ -45,6 +50,13 @@ class SlowBackend:
             self.streaming -= 1
         return response
 
+    profile_delay_s: float = 0.0  # how long a registration takes
+
+    async def register(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        await asyncio.sleep(self.profile_delay_s)
+        return web.json_response(PROFILE | {"telegram_id": body["telegram_id"]})
+
     claim_hold: asyncio.Event | None = None
     claims: int = 0  # received so far
     connections: set[int] = field(default_factory=set)  # the client ports requests came from
@@ -70,6 +82,7 @@ async def slow_backend() -> AsyncIterator[SlowBackend]:
     app = web.Application(middlewares=[backend.count_connections])
     app.router.add_post("/api/v1/messages", backend.messages)
     app.router.add_post("/api/v1/updates/claim", backend.claim)
+    app.router.add_post("/api/v1/users", backend.register)
     runner = web.AppRunner(app, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -138,4 +151,29 @@ async def test_answers_beyond_a_hundred_at_once_leave_their_connections_for_the_
             assert len(backend.connections) == 150
         finally:
             backend.finish.set()
+            await client.aclose()
+
+
+async def register(client: BackendClient, telegram_id: int) -> int:
+    profile = await client.register(
+        telegram_id, username="ann", first_name="Ann", last_name=None, language_code="en"
+    )
+    return profile.telegram_id
+
+
+async def test_a_slow_backend_is_waited_for_up_to_backend_timeout_s_then_reported_unavailable():
+    async with slow_backend() as backend:
+        settings = BotSettings(  # type: ignore[call-arg, arg-type]
+            _env_file=None, **GOOD, backend_url=backend.url, backend_timeout_s=0.5
+        )
+        client = create_backend(settings)
+        try:
+            # A loaded backend, slower than a quick answer but within the budget: waited for.
+            backend.profile_delay_s = 0.3
+            assert await register(client, 41) == 41
+            # Past the budget: the user hears the bot is unavailable.
+            backend.profile_delay_s = 1.0
+            with pytest.raises(BackendUnavailable, match="ReadTimeout"):
+                await register(client, 42)
+        finally:
             await client.aclose()

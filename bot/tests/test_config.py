@@ -65,6 +65,11 @@ def test_telegram_limits_default_to_telegrams_own():
     assert settings.telegram_per_chat_rate == 1
 
 
+def test_short_backend_calls_wait_long_enough_for_a_crowd_on_a_busy_backend():
+    # 300 new users in one second on a two-core box had their registrations take past 10 s.
+    assert make(**GOOD).backend_timeout_s == 30
+
+
 def test_global_rate_may_be_raised_to_telegrams_paid_maximum():
     assert make(**GOOD, telegram_global_rate=1000).telegram_global_rate == 1000
 
@@ -77,6 +82,7 @@ def test_global_rate_may_be_raised_to_telegrams_paid_maximum():
         {"telegram_global_burst": 0},
         {"telegram_per_chat_rate": 0},
         {"backend_max_streams": 0},
+        {"backend_timeout_s": 0},
     ],
 )
 def test_limits_that_could_not_work_are_refused(override):
