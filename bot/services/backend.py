@@ -112,10 +112,9 @@ class BackendClient:
         # the profile lookups and claims of new messages waiting for a connection until
         # they timed out.
         # A call beyond the pool waits for a connection for at most the timeout's `pool`.
-        # A slow answer is a loaded backend, not a lost one (a crowd of new users has their
-        # profiles made while hundreds of answers stream; 10 s was passed on a busy box and
-        # users were told the bot was down): the budget is long, the connect timeout finds
-        # an unreachable backend within seconds.
+        # A slow answer is a loaded backend, not a lost one (a crowd of new users registers
+        # while hundreds of answers stream): the read budget is long, while the connect
+        # timeout finds an unreachable backend within seconds.
         self._http = client(
             httpx.Timeout(call_timeout_s, connect=3.0),
             httpx.Limits(max_connections=max_connections, keepalive_expiry=KEEPALIVE_EXPIRY_S),
