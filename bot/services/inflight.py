@@ -88,11 +88,11 @@ class InFlightAnswers:
                 else:
                     await self._remove(member)
 
-    async def _write(self, leases: dict[str, float]) -> None:
+    async def _write(self, leases: dict[str, float], *, only_present: bool = False) -> None:
         if not leases or not self._circuit.usable():
             return
         try:
-            await self._redis.zadd(self._key, leases)
+            await self._redis.zadd(self._key, leases, xx=only_present)
         except REDIS_ERRORS as exc:
             self._circuit.failed(exc)
         else:
@@ -109,8 +109,10 @@ class InFlightAnswers:
     async def renew(self) -> None:
         """Push the lease of every message this replica holds forward."""
         deadline = time.time() + self._lease
-        # Only members still held: one finished meanwhile must not be written back.
-        await self._write(dict.fromkeys(self._held, deadline))
+        # Only members still held, and only where Redis still has them: an answer that
+        # finishes while this write waits for a connection has its ZREM sent first, and a
+        # plain ZADD would bring it back for another replica to report as lost.
+        await self._write(dict.fromkeys(self._held, deadline), only_present=True)
 
     async def lost(self, limit: int = 100) -> list[Taken]:
         """Messages whose replica stopped renewing them, each returned to one caller only."""

@@ -6,6 +6,7 @@ Replicas are separate dispatchers in front of one real backend, sharing a real R
 import asyncio
 import contextlib
 
+from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from bot.middlewares.auth import ProfileCache
@@ -172,6 +173,36 @@ async def test_a_message_being_answered_keeps_its_lease_past_the_first(redis_pre
         assert await redis.zcard(f"{redis_prefix}inflight") == 0
     finally:
         await working.stop()
+        await redis.aclose()
+
+
+class LateLeaseWrites(Redis):
+    """Real Redis whose ZADDs wait at `gate` while it is closed, as behind a busy pool."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def zadd(self, *args: object, **kwargs: object) -> object:
+        await self.gate.wait()
+        return await super().zadd(*args, **kwargs)
+
+
+async def test_a_renewal_that_lands_after_the_answer_finished_does_not_bring_it_back(redis_prefix):
+    redis = LateLeaseWrites.from_url(REDIS_URL)
+    working = InFlightAnswers(redis, redis_prefix, lease_s=30)
+    try:
+        async with working.track(TAKEN):
+            await asyncio.sleep(0.05)  # recorded
+            redis.gate.clear()
+            renewal = asyncio.create_task(working.renew())
+            await asyncio.sleep(0.05)  # the renewal holds its leases and waits
+        assert await redis.zcard(f"{redis_prefix}inflight") == 0  # answered: removed
+        redis.gate.set()
+        await renewal
+        assert await redis.zcard(f"{redis_prefix}inflight") == 0  # and not written back
+    finally:
         await redis.aclose()
 
 
